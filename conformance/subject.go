@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -65,3 +67,22 @@ const (
 	FeatureXForwardedFor  Feature = "x-forwarded-for" // adds X-Forwarded-For
 	FeatureVia            Feature = "via"             // adds Via
 )
+
+// StartError is a subject that did not start, with what it printed; the
+// output goes into the setup-failed report.
+type StartError struct {
+	Subject string
+	Err     error
+	Output  string
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("subject %s: %v", e.Subject, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// outputOf returns the output carried by a StartError in err's chain.
+func outputOf(err error) string {
+	if se, ok := errors.AsType[*StartError](err); ok {
+		return se.Output
+	}
+	return ""
+}

@@ -1,0 +1,62 @@
+package conformance_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/proxyspec/proxyspec/conformance"
+)
+
+// TestExample is a Go implementer's whole integration: a constructor that
+// builds the proxy for a topology, the features it cannot express, and one
+// call. Here the proxy is net/http/httputil's ReverseProxy with round-robin
+// selection; it has no failover, so failover specs report "not supported".
+func TestExample(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("in a child process of a framework test")
+	}
+	conformance.Test(t, conformance.Config{
+		Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover),
+	})
+}
+
+// childEnv marks a process re-executed by a framework test.
+const childEnv = "PROXYSPEC_TEST_CHILD"
+
+// roundRobin builds an httputil.ReverseProxy over the topology's backends.
+func roundRobin(t conformance.Topology) (http.Handler, error) {
+	targets := make([]*url.URL, len(t.Backends))
+	for i, b := range t.Backends {
+		u, err := url.Parse(b.URL)
+		if err != nil {
+			return nil, err
+		}
+		targets[i] = u
+	}
+	var next atomic.Uint64
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			if len(targets) == 0 {
+				return // the transport below fails, and ErrorHandler answers
+			}
+			r.SetURL(targets[(next.Add(1)-1)%uint64(len(targets))])
+			r.SetXForwarded()
+		},
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: t.ConnectTimeout}).DialContext,
+			ResponseHeaderTimeout: t.ReadTimeout,
+			DisableCompression:    true,
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, "502 Bad Gateway\n")
+		},
+	}, nil
+}

@@ -1,0 +1,192 @@
+package conformance
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/formatter"
+	"github.com/onsi/ginkgo/v2/reporters"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+)
+
+// Test runs the whole suite against cfg.Subject from an implementer's
+// go test:
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.Test(t, conformance.Config{Subject: conformance.Handler("mine", build)})
+//	}
+//
+// Ginkgo's flags (-ginkgo.label-filter, -ginkgo.v, ...) apply as usual.
+// RunSpecs can run once per test binary, so call Test from one test only.
+func Test(t *testing.T, cfg Config) {
+	t.Helper()
+	RegisterFailHandler(ginkgo.Fail)
+	pool, err := register(&cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePool(t, pool)
+	suite, reporter := ginkgo.GinkgoConfiguration()
+	ginkgo.RunSpecs(t, suiteName(&cfg), suite, reporter)
+}
+
+func closePool(t *testing.T, p *lazyPool) {
+	if err := p.close(); err != nil {
+		t.Errorf("closing fake backends: %v", err)
+	}
+}
+
+// Register declares the suite's specs inside the caller's own Ginkgo suite;
+// call it at the top level of a _test.go file:
+//
+//	var _ = conformance.Register(&conformance.Config{Subject: subject})
+//
+// A bad Config becomes one failing spec. Reports (cfg.ReportJSON,
+// cfg.JUnitReport, cfg.Output) are written after the suite.
+func Register(cfg *Config) bool {
+	if _, err := register(cfg, nil); err != nil {
+		ginkgo.Describe("proxyspec conformance", func() {
+			ginkgo.It("has a valid configuration", func() { setupFailed(err.Error(), "") })
+		})
+	}
+	return true
+}
+
+// Run runs the suite in this process outside go test, as `proxyspec run`
+// does, and returns the report; an error means nothing could run. It calls
+// Ginkgo's RunSpecs, which can run once per process. Ginkgo's own console
+// output is silenced unless verbose is set; cfg.Output gets the progress.
+func Run(cfg Config, verbose bool) (Report, error) {
+	RegisterFailHandler(ginkgo.Fail)
+	var (
+		rep Report
+		got bool
+	)
+	pool, err := register(&cfg, func(r Report) { rep, got = r, true })
+	if err != nil {
+		return rep, err
+	}
+	suite, reporter := ginkgo.GinkgoConfiguration()
+	reporter.Verbose = verbose
+	if !verbose {
+		// Ginkgo writes its reporter's output to this package variable;
+		// our progress lines replace it.
+		saved := formatter.ColorableStdOut
+		formatter.ColorableStdOut = io.Discard
+		defer func() { formatter.ColorableStdOut = saved }()
+	}
+	ginkgo.RunSpecs(failer{}, suiteName(&cfg), suite, reporter)
+	if err := pool.close(); err != nil {
+		return rep, fmt.Errorf("closing fake backends: %w", err)
+	}
+	if !got {
+		return rep, fmt.Errorf("conformance: the suite ended without a report")
+	}
+	return rep, nil
+}
+
+// failer stands in for *testing.T when RunSpecs runs from a plain main.
+type failer struct{}
+
+func (failer) Fail() {}
+
+func suiteName(c *Config) string {
+	name := "?"
+	if c.Subject != nil {
+		name = c.Subject.Name()
+	}
+	return fmt.Sprintf("proxyspec conformance (%s, profile %s)", name, c.Profile)
+}
+
+// register fills in cfg's defaults and declares the specs of cfg.Profile
+// that pass cfg.LabelFilter, with the reporting nodes. done, if not nil,
+// gets the report after the suite.
+func register(cfg *Config, done func(Report)) (*lazyPool, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	*cfg = c
+	keep := func([]string) bool { return true }
+	if c.LabelFilter != "" {
+		if keep, err = types.ParseLabelFilter(c.LabelFilter); err != nil {
+			return nil, fmt.Errorf("conformance: label filter %q: %w", c.LabelFilter, err)
+		}
+	}
+	if err := checkCatalog(Catalog()); err != nil {
+		return nil, err
+	}
+	pool := &lazyPool{cfg: cfg}
+	metas := map[string]Meta{}
+
+	ginkgo.Describe(suiteName(cfg), func() {
+		ginkgo.ReportAfterEach(func(sr ginkgo.SpecReport) {
+			m, ok := metas[sr.LeafNodeText]
+			if ok && cfg.Output != nil {
+				progressLine(cfg.Output, result(m, sr))
+			}
+		})
+		for _, g := range groups {
+			ginkgo.Describe(g.name, func() {
+				g.define(&Suite{feature: g.name, declare: func(m Meta, at types.CodeLocation, body func(*Env)) {
+					if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) {
+						return
+					}
+					text := m.ID + ": " + m.Title
+					metas[text] = m
+					ginkgo.It(text, at, ginkgo.Label(m.GinkgoLabels()...), ginkgo.SpecTimeout(cfg.SpecTimeout), func(ctx ginkgo.SpecContext) {
+						ginkgo.AddReportEntry(entryMeta, m, ginkgo.ReportEntryVisibilityNever)
+						skipIfLacking(cfg.Subject, m.Needs)
+						p, err := pool.get()
+						if err != nil {
+							setupFailed(err.Error(), "")
+						}
+						body(newEnv(ctx, cfg, m, p))
+					})
+				}})
+			})
+		}
+	})
+
+	ginkgo.ReportAfterSuite("proxyspec reports", func(gr types.Report) {
+		r := buildReport(cfg, metas, gr)
+		if cfg.ReportJSON != "" {
+			Expect(r.WriteFile(cfg.ReportJSON)).To(Succeed())
+		}
+		if cfg.JUnitReport != "" {
+			Expect(reporters.GenerateJUnitReport(gr, cfg.JUnitReport)).To(Succeed())
+		}
+		if cfg.Output != nil {
+			summary(cfg.Output, r)
+		}
+		if done != nil {
+			done(r)
+		}
+	})
+	return pool, nil
+}
+
+// lazyPool starts the backend pool on first use, so that a run whose specs
+// are all filtered out never touches Docker.
+type lazyPool struct {
+	cfg  *Config
+	once sync.Once
+	pool backendPool
+	err  error
+}
+
+func (l *lazyPool) get() (backendPool, error) {
+	l.once.Do(func() { l.pool, l.err = newPool(l.cfg) })
+	return l.pool, l.err
+}
+
+func (l *lazyPool) close() error {
+	if l == nil || l.pool == nil {
+		return nil
+	}
+	return l.pool.close()
+}
