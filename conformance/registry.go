@@ -44,7 +44,7 @@ func Catalog() []Meta {
 // Suite is what a spec group declares its specs on.
 type Suite struct {
 	feature string
-	declare func(m Meta, at types.CodeLocation, body func(e *Env))
+	declare func(m Meta, at codeLocation, body func(e *Env))
 }
 
 // It declares one spec. m.Feature defaults to the group's name. body gets a
@@ -197,3 +197,6 @@ func checkCatalog(ms []Meta) error {
 	}
 	return nil
 }
+
+// codeLocation is where a spec was declared, for Ginkgo's reports.
+type codeLocation = types.CodeLocation

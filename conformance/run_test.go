@@ -1,0 +1,214 @@
+package conformance_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxyspec/proxyspec/conformance"
+)
+
+// Ginkgo's RunSpecs runs once per process, so each case of these tests
+// re-executes the test binary, which runs TestChild with the case's config.
+
+// children are the configurations a child process can run, by name.
+var children = map[string]func() conformance.Config{
+	"good": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover)}
+	},
+	"good-rfc9110": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover), Profile: conformance.ProfileRFC9110}
+	},
+	"filtered": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin), LabelFilter: "hop-by-hop && MUST"}
+	},
+	"ctor-error": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("broken-ctor", func(conformance.Topology) (http.Handler, error) {
+			return nil, errors.New("boom: the configuration was rejected")
+		})}
+	},
+	"leaks-connection-option": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover)}
+	},
+}
+
+func TestChild(t *testing.T) {
+	name := os.Getenv(childEnv)
+	if name == "" {
+		t.Skip("runs only as a child process of a framework test")
+	}
+	cfg := children[name]()
+	cfg.ReportJSON = os.Getenv("PROXYSPEC_TEST_REPORT")
+	cfg.Output = os.Stdout
+	rep, err := conformance.Run(cfg, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(conformance.ExitSetup)
+	}
+	os.Exit(rep.ExitCode())
+}
+
+// runChild runs the named configuration in a child process and returns its
+// exit status, its output and its report.
+func runChild(t *testing.T, name string) (int, string, conformance.Report) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(exe, "-test.run=^TestChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+name, "PROXYSPEC_TEST_REPORT="+report)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	code := 0
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("child %s: %v", name, err)
+	}
+	rep, err := conformance.ReadReport(report)
+	if err != nil {
+		t.Fatalf("child %s (exit %d) left no report: %v\n%s", name, code, err, out.String())
+	}
+	return code, out.String(), rep
+}
+
+// states maps spec IDs to their state in r.
+func states(r conformance.Report) map[string]conformance.State {
+	m := map[string]conformance.State{}
+	for _, s := range r.Specs {
+		m[s.ID] = s.State
+	}
+	return m
+}
+
+func TestRunGoodSubject(t *testing.T) {
+	code, out, rep := runChild(t, "good")
+	if code != conformance.ExitPassed {
+		t.Fatalf("exit %d, want %d\n%s", code, conformance.ExitPassed, out)
+	}
+	st := states(rep)
+	if st["failover/refused"] != conformance.StateNotSupported {
+		t.Errorf("failover/refused is %q for a subject lacking failover, want not-supported", st["failover/refused"])
+	}
+	for _, id := range []string{"forward/get-basic", "hop-by-hop/request/connection", "502/no-backends", "502/all-refused"} {
+		if st[id] != conformance.StatePassed {
+			t.Errorf("%s is %q, want passed\n%s", id, st[id], out)
+		}
+	}
+	if rep.Subject != "httputil" || rep.Profile != conformance.ProfileSeed || rep.Start.IsZero() || rep.End.Before(rep.Start) {
+		t.Errorf("run fields: subject %q profile %q start %v end %v", rep.Subject, rep.Profile, rep.Start, rep.End)
+	}
+	if rep.Totals.Passed != len(rep.Specs)-1 || rep.Totals.NotSupported != 1 {
+		t.Errorf("totals %+v for %d specs", rep.Totals, len(rep.Specs))
+	}
+	for _, want := range []string{"passed        MUST   forward/get-basic (", "not-supported MUST   failover/refused", "verdict: PASS", "total"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Ran ") {
+		t.Errorf("Ginkgo's own output was not silenced:\n%s", out)
+	}
+}
+
+func TestRunProfileAndFilter(t *testing.T) {
+	_, out, rep := runChild(t, "good-rfc9110")
+	for _, s := range rep.Specs {
+		if !s.In(conformance.ProfileRFC9110) {
+			t.Errorf("profile rfc9110 ran %s, which is not in it", s.ID)
+		}
+	}
+	if st := states(rep); st["502/all-refused"] != conformance.StatePassed {
+		t.Errorf("502/all-refused is %q under rfc9110\n%s", st["502/all-refused"], out)
+	}
+
+	_, out, rep = runChild(t, "filtered")
+	if len(rep.Specs) == 0 {
+		t.Fatalf("the filter kept no spec\n%s", out)
+	}
+	for _, s := range rep.Specs {
+		if s.Feature != "hop-by-hop" || s.Level != conformance.MUST {
+			t.Errorf("filter hop-by-hop && MUST kept %s (%s, %s)", s.ID, s.Feature, s.Level)
+		}
+	}
+}
+
+func TestRunSetupFailure(t *testing.T) {
+	code, out, rep := runChild(t, "ctor-error")
+	if code != conformance.ExitSetup {
+		t.Errorf("exit %d, want %d\n%s", code, conformance.ExitSetup, out)
+	}
+	if len(rep.Specs) == 0 {
+		t.Fatalf("no spec in the report\n%s", out)
+	}
+	for _, s := range rep.Specs {
+		if s.State != conformance.StateSetupFailed {
+			t.Errorf("%s is %q, want setup-failed", s.ID, s.State)
+		}
+		if !strings.Contains(s.Failure, "boom: the configuration was rejected") {
+			t.Errorf("%s: failure %q does not carry the subject's error", s.ID, s.Failure)
+		}
+	}
+	if !strings.Contains(out, "verdict: SETUP ERROR") {
+		t.Errorf("no setup verdict in output:\n%s", out)
+	}
+}
+
+func TestRunFailingSubject(t *testing.T) {
+	code, out, rep := runChild(t, "leaks-connection-option")
+	if code != conformance.ExitFailed {
+		t.Errorf("exit %d, want %d\n%s", code, conformance.ExitFailed, out)
+	}
+	var got *conformance.Result
+	for i, s := range rep.Specs {
+		if s.ID == "hop-by-hop/request/connection" {
+			got = &rep.Specs[i]
+		} else if s.State == conformance.StateFailed && s.ID != "hop-by-hop/request/connection-list" {
+			t.Errorf("%s failed too: %s", s.ID, s.Failure)
+		}
+	}
+	if got == nil || got.State != conformance.StateFailed {
+		t.Fatalf("hop-by-hop/request/connection did not fail: %+v\n%s", got, out)
+	}
+	if !strings.Contains(got.Failure, "a field named in Connection was forwarded") || got.Location == "" {
+		t.Errorf("failure %q at %q", got.Failure, got.Location)
+	}
+	ev := got.Evidence
+	if ev == nil || len(ev.Exchanges) != 1 || len(ev.Received) != 1 {
+		t.Fatalf("evidence: %+v", ev)
+	}
+	if !strings.Contains(ev.Exchanges[0].Request, "Connection: X-Hop-Option\r\n") || !strings.HasPrefix(ev.Exchanges[0].Response, "HTTP/1.1 200") {
+		t.Errorf("exchange evidence: %+v", ev.Exchanges[0])
+	}
+	if !strings.Contains(out, "failed        MUST   hop-by-hop/request/connection") || !strings.Contains(out, "verdict: FAIL") {
+		t.Errorf("progress output:\n%s", out)
+	}
+}
+
+// leaky is roundRobin except that it forwards a field the client listed in
+// Connection: the kind of bug the suite exists to catch.
+func leaky(t conformance.Topology) (http.Handler, error) {
+	h, err := roundRobin(t)
+	if err != nil {
+		return nil, err
+	}
+	rp := h.(*httputil.ReverseProxy)
+	rewrite := rp.Rewrite
+	rp.Rewrite = func(r *httputil.ProxyRequest) {
+		rewrite(r)
+		if v := r.In.Header.Get("X-Hop-Option"); v != "" {
+			r.Out.Header.Set("X-Hop-Option", v)
+		}
+	}
+	return rp, nil
+}
