@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// requestBody lends the client's request body to one attempt after another
+// and tells whether a failed attempt left it whole, that is, whether the
+// request can still be sent again in full.
+type requestBody struct {
+	r    *http.Request
+	read atomic.Int64 // bytes of the client's body consumed by any attempt
+	last *attemptBody
+}
+
+func newRequestBody(r *http.Request) *requestBody { return &requestBody{r: r} }
+
+// empty reports whether the request has no body to send.
+func (b *requestBody) empty() bool {
+	return b.r.Body == nil || b.r.Body == http.NoBody || b.r.ContentLength == 0
+}
+
+// next returns the body for the next attempt: nil for an empty body, a
+// fresh copy when the request can make one (GetBody), otherwise the client's
+// stream itself, shielded from the transport's Close (which would end the
+// client's request for good).
+func (b *requestBody) next(first bool) (io.ReadCloser, error) {
+	switch {
+	case b.empty():
+		return nil, nil
+	case b.r.GetBody != nil && !first:
+		return b.r.GetBody()
+	}
+	b.last = &attemptBody{src: b.r.Body, read: &b.read}
+	return b.last, nil
+}
+
+// intact reports whether the body can be sent again after the last attempt:
+// there is none, a copy can be made, or no attempt took a byte of the stream
+// and the last one can be cut off from it. The cut matters because the
+// transport may go on reading in the background after RoundTrip returned;
+// a read still waiting on the client would steal bytes from the next
+// attempt, so its presence makes the body not intact.
+func (b *requestBody) intact() bool {
+	if b.empty() || b.r.GetBody != nil {
+		return true
+	}
+	return b.read.Load() == 0 && (b.last == nil || b.last.revoke())
+}
+
+// errRevoked is what a failed attempt's transport reads once the body has
+// been handed to the next attempt.
+var errRevoked = errors.New("proxy: request body handed to another attempt")
+
+// attemptBody is the client's body as one attempt sees it.
+type attemptBody struct {
+	src     io.Reader
+	read    *atomic.Int64
+	mu      sync.Mutex
+	reading bool
+	revoked bool
+}
+
+func (a *attemptBody) Read(p []byte) (int, error) {
+	a.mu.Lock()
+	if a.revoked {
+		a.mu.Unlock()
+		return 0, errRevoked
+	}
+	a.reading = true
+	a.mu.Unlock()
+
+	n, err := a.src.Read(p)
+	a.read.Add(int64(n))
+
+	a.mu.Lock()
+	a.reading = false
+	a.mu.Unlock()
+	return n, err
+}
+
+// revoke stops all further reads, unless one is under way.
+func (a *attemptBody) revoke() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reading {
+		return false
+	}
+	a.revoked = true
+	return true
+}
+
+// Close leaves the client's body open: it belongs to the server, and a later
+// attempt may still need it.
+func (a *attemptBody) Close() error { return nil }

@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// upstreamConn is a connection to a backend that enforces the proxy's
+// per-operation timeouts and counts the bytes it wrote.
+//
+// The count is what makes failover safe: a request of which no byte reached
+// the backend may go to another one whatever its method, while one that
+// was (even partly) sent may be repeated only if repeating it is harmless.
+//
+// Reads get a fresh deadline each, so the read timeout bounds every gap in
+// the response rather than the whole response. Until the request has been
+// written (or the response has begun) reads are not bounded: the transport
+// reads in the background while it is still sending, and a slow upload is
+// bounded by the write timeout, not the read timeout.
+type upstreamConn struct {
+	net.Conn
+	readTimeout time.Duration
+	armed       atomic.Bool
+	written     atomic.Int64
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	if c.armed.Load() {
+		c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// arm starts the read timeout; a read already waiting gets the deadline too.
+func (c *upstreamConn) arm() {
+	if !c.armed.Swap(true) {
+		c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
+}
+
+// dialer dials one new connection per attempt, bounded by the connect
+// timeout (name resolution included).
+func dialer(connect, read time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: connect}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &upstreamConn{Conn: c, readTimeout: read}, nil
+	}
+}
