@@ -1,6 +1,7 @@
 package fakebackend
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -49,6 +50,46 @@ type Behaviour struct {
 	// Close closes the connection after this response (with
 	// Connection: close in the response header).
 	Close bool `json:"close,omitempty" yaml:"close,omitempty"`
+}
+
+// Validate reports what in b a backend cannot carry out: an unknown fault or
+// framing, a status outside 100-999, a 1xx that is not informational,
+// pacing without a positive step, trailers without chunked framing. It does
+// not judge header lines or Raw: sending malformed ones is their purpose.
+func (b Behaviour) Validate() error {
+	var errs []error
+	if b.Status != 0 && (b.Status < 100 || b.Status > 999) {
+		errs = append(errs, fmt.Errorf("status %d: want 100-999", b.Status))
+	}
+	switch b.Framing {
+	case "", "length", "chunked", "close":
+	default:
+		errs = append(errs, fmt.Errorf("framing %q: want length, chunked or close", b.Framing))
+	}
+	if b.ChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("chunk_size %d: want 0 or more", b.ChunkSize))
+	}
+	if len(b.Trailers) > 0 && b.Framing != "chunked" {
+		errs = append(errs, errors.New("trailers need chunked framing"))
+	}
+	for _, in := range b.Informational {
+		if in.Status < 100 || in.Status > 199 {
+			errs = append(errs, fmt.Errorf("informational status %d: want 100-199", in.Status))
+		}
+	}
+	if b.Delay < 0 {
+		errs = append(errs, fmt.Errorf("delay %s: want 0 or more", b.Delay))
+	}
+	if s := b.SlowBody; s != nil && (s.Bytes <= 0 || s.Interval < 0) {
+		errs = append(errs, fmt.Errorf("slow_body {bytes %d, interval %s}: want bytes > 0, interval >= 0", s.Bytes, s.Interval))
+	}
+	switch b.Fault {
+	case NoFault, CloseBeforeResponse, ResetBeforeResponse, ResetBeforeRequest, CloseAfterHeaders,
+		ResetAfterHeaders, CloseMidBody, ResetMidBody, Hang, HangMidBody:
+	default:
+		errs = append(errs, fmt.Errorf("fault %q: unknown", b.Fault))
+	}
+	return errors.Join(errs...)
 }
 
 // Informational is one 1xx response.
