@@ -21,8 +21,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -33,6 +36,18 @@ func main() {
 	prefix := flag.String("prefix", "", "with -render: the path prefix")
 	nb := flag.Int("backends", 2, "with -render: how many (unstarted) backends")
 	flag.Parse()
+
+	// An interrupt stops the running peer first. A closed stdout ("smoke |
+	// head") must not kill us between a start and its stop either: with
+	// SIGPIPE ignored, prints fail quietly and every peer is still stopped.
+	signal.Ignore(syscall.SIGPIPE)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-sig
+		running.stop()
+		os.Exit(2)
+	}()
 
 	if *render != "" {
 		p, err := loadPeer(filepath.Join(*dir, *render))
@@ -96,6 +111,7 @@ const (
 func check(p *peer) bool {
 	fmt.Printf("== %s (lacks: %s)\n", p.name, p.lacks)
 	ok := true
+	var starts []time.Duration
 	run := func(what string, bs *backends, t topology, body func(in *instance)) {
 		defer bs.close()
 		t.connect, t.readTMO = connectTimeout, readTimeout
@@ -106,6 +122,7 @@ func check(p *peer) bool {
 			return
 		}
 		fmt.Printf("  %-12s started in %v\n", what, in.startup.Round(time.Millisecond))
+		starts = append(starts, in.startup)
 		body(in)
 		took, err := in.stop()
 		if err != nil {
@@ -209,6 +226,12 @@ func check(p *peer) bool {
 				fmt.Printf("    GET [blackhole, b] (connect timeout %v) -> %s\n", connectTimeout, get(in, "/h"))
 			}
 		})
+	}
+	if len(starts) > 0 {
+		slices.Sort(starts)
+		fmt.Printf("  start-up (until the port accepts): min %v, median %v, max %v over %d starts\n",
+			starts[0].Round(time.Millisecond), starts[len(starts)/2].Round(time.Millisecond),
+			starts[len(starts)-1].Round(time.Millisecond), len(starts))
 	}
 	return ok
 }

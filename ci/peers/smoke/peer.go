@@ -167,10 +167,12 @@ func (p *peer) start(t topology) (*instance, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(d.Dir)
 		return nil, fmt.Errorf("start %s: %w", p.name, err)
 	}
 	in := &instance{data: d, cmd: cmd, out: out, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(in.exited) }()
+	running.set(in)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", d.Listen, 100*time.Millisecond)
@@ -181,6 +183,7 @@ func (p *peer) start(t topology) (*instance, error) {
 		}
 		select {
 		case <-in.exited:
+			_, _ = in.stop()
 			return nil, fmt.Errorf("%s exited before accepting (%v):\n%s", p.name, cmd.ProcessState, out.String())
 		case <-time.After(5 * time.Millisecond):
 		}
@@ -208,7 +211,32 @@ func (in *instance) stop() (time.Duration, error) {
 	<-in.exited
 	took := time.Since(began)
 	os.RemoveAll(in.data.Dir)
+	running.set(nil)
 	return took, err
+}
+
+// running is the one peer started at a time, so that an interrupt or a
+// closed stdout still stops it instead of leaving a daemon behind.
+var running current
+
+type current struct {
+	mu sync.Mutex
+	in *instance
+}
+
+func (c *current) set(in *instance) {
+	c.mu.Lock()
+	c.in = in
+	c.mu.Unlock()
+}
+
+func (c *current) stop() {
+	c.mu.Lock()
+	in := c.in
+	c.mu.Unlock()
+	if in != nil {
+		_, _ = in.stop()
+	}
 }
 
 type syncBuffer struct {
