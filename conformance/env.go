@@ -156,7 +156,7 @@ func (e *Env) Start(req TopologyRequest) {
 	defer cancel()
 	inst, err := e.cfg.Subject.Start(startCtx, e.topo)
 	if err != nil {
-		setupFailed(fmt.Sprintf("subject %s did not start: %v", e.cfg.Subject.Name(), err), outputOf(err))
+		setupFailed(err.Error(), outputOf(err))
 	}
 	e.inst = inst
 	e.Proxy = inst.Addr()
@@ -291,7 +291,8 @@ func skipIfLacking(s Subject, needs []Feature) {
 func setupFailed(msg, output string) {
 	ginkgo.AddReportEntry(entryState, string(StateSetupFailed), ginkgo.ReportEntryVisibilityNever)
 	if output != "" {
-		ginkgo.AddReportEntry(entryOutput, output, ginkgo.ReportEntryVisibilityFailureOrVerbose)
+		ginkgo.AddReportEntry(entryOutput, output, ginkgo.ReportEntryVisibilityNever)
+		msg += "\nlast lines of its output:\n" + lastLines(output, 10)
 	}
 	ginkgo.Fail(setupFailedPrefix + " " + msg)
 }
@@ -309,3 +310,12 @@ const (
 	entryEvidence = "proxyspec-evidence"
 	entryOutput   = "proxyspec-subject-output"
 )
+
+// lastLines returns the last n lines of s, indented.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}

@@ -69,6 +69,8 @@ type Result struct {
 	Failure    string    `json:"failure,omitempty"`
 	Location   string    `json:"location,omitempty"`
 	Evidence   *Evidence `json:"evidence,omitempty"` // kept for specs that did not pass
+	// SubjectOutput is what a subject that did not start printed.
+	SubjectOutput string `json:"subject_output,omitempty"`
 }
 
 // Exit statuses of a run.
@@ -147,12 +149,14 @@ func buildReport(c *Config, metas map[string]Meta, gr types.Report) Report {
 // result is one spec's outcome from its Ginkgo report.
 func result(m Meta, sr types.SpecReport) Result {
 	res := Result{Meta: m, DurationMS: sr.RunTime.Milliseconds()}
-	marked := ""
+	marked, output := "", ""
 	var ev *Evidence
 	for _, e := range sr.ReportEntries {
 		switch e.Name {
 		case entryState:
 			_ = entryValue(e, &marked)
+		case entryOutput:
+			_ = entryValue(e, &output)
 		case entryEvidence:
 			var v Evidence
 			if entryValue(e, &v) == nil {
@@ -179,6 +183,7 @@ func result(m Meta, sr types.SpecReport) Result {
 			res.Location = sr.Failure.Location.String()
 		}
 		res.Evidence = ev
+		res.SubjectOutput = output
 	}
 	return res
 }

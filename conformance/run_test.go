@@ -34,6 +34,12 @@ var children = map[string]func() conformance.Config{
 			return nil, errors.New("boom: the configuration was rejected")
 		})}
 	},
+	"command-exits": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Command(conformance.CommandConfig{
+			Name:        "quitter",
+			CommandLine: `sh -c 'echo "bad config line 3" >&2; exit 1'`,
+		})}
+	},
 	"leaks-connection-option": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover)}
 	},
@@ -144,7 +150,14 @@ func TestRunProfileAndFilter(t *testing.T) {
 }
 
 func TestRunSetupFailure(t *testing.T) {
-	code, out, rep := runChild(t, "ctor-error")
+	t.Run("handler", func(t *testing.T) { testSetupFailure(t, "ctor-error", "boom: the configuration was rejected", "") })
+	t.Run("command", func(t *testing.T) {
+		testSetupFailure(t, "command-exits", "exited before accepting connections", "bad config line 3")
+	})
+}
+
+func testSetupFailure(t *testing.T, child, reason, output string) {
+	code, out, rep := runChild(t, child)
 	if code != conformance.ExitSetup {
 		t.Errorf("exit %d, want %d\n%s", code, conformance.ExitSetup, out)
 	}
@@ -155,8 +168,11 @@ func TestRunSetupFailure(t *testing.T) {
 		if s.State != conformance.StateSetupFailed {
 			t.Errorf("%s is %q, want setup-failed", s.ID, s.State)
 		}
-		if !strings.Contains(s.Failure, "boom: the configuration was rejected") {
-			t.Errorf("%s: failure %q does not carry the subject's error", s.ID, s.Failure)
+		if !strings.Contains(s.Failure, reason) || !strings.Contains(s.Failure, output) {
+			t.Errorf("%s: failure %q does not carry the subject's error %q and output %q", s.ID, s.Failure, reason, output)
+		}
+		if !strings.Contains(s.SubjectOutput, output) {
+			t.Errorf("%s: subject output %q, want it to contain %q", s.ID, s.SubjectOutput, output)
 		}
 	}
 	if !strings.Contains(out, "verdict: SETUP ERROR") {

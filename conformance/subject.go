@@ -76,7 +76,9 @@ type StartError struct {
 	Output  string
 }
 
-func (e *StartError) Error() string { return fmt.Sprintf("subject %s: %v", e.Subject, e.Err) }
+func (e *StartError) Error() string {
+	return fmt.Sprintf("subject %s did not start: %v", e.Subject, e.Err)
+}
 func (e *StartError) Unwrap() error { return e.Err }
 
 // outputOf returns the output carried by a StartError in err's chain.
