@@ -30,13 +30,7 @@ func newPool(cfg *Config) (backendPool, error) {
 type inProcess struct{}
 
 func (inProcess) start(_ context.Context, name string) (fakebackend.Backend, error) {
-	return startInProcess(name)
-}
-
-// startInProcess starts one in-process fake backend.
-// TODO(conformance): fakebackend.Start once it lands.
-var startInProcess = func(name string) (fakebackend.Backend, error) {
-	return nil, fmt.Errorf("in-process fake backend %s: fakebackend.Start has not landed yet", name)
+	return fakebackend.Start(name)
 }
 
 func (inProcess) url(b fakebackend.Backend) string { return b.URL() }

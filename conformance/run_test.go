@@ -1,9 +1,12 @@
 package conformance_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"os"
@@ -39,6 +42,9 @@ var children = map[string]func() conformance.Config{
 			Name:        "quitter",
 			CommandLine: `sh -c 'echo "bad config line 3" >&2; exit 1'`,
 		})}
+	},
+	"malformed-upstream": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Handler("sloppy", sloppy), LabelFilter: "forward"}
 	},
 	"leaks-connection-option": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover)}
@@ -227,4 +233,48 @@ func leaky(t conformance.Topology) (http.Handler, error) {
 		}
 	}
 	return rp, nil
+}
+
+func TestRunMalformedUpstream(t *testing.T) {
+	code, out, rep := runChild(t, "malformed-upstream")
+	if code != conformance.ExitFailed {
+		t.Errorf("exit %d, want %d\n%s", code, conformance.ExitFailed, out)
+	}
+	st := states(rep)
+	if len(st) != 1 || st["forward/get-basic"] != conformance.StateFailed {
+		t.Fatalf("states %v, want forward/get-basic failed\n%s", st, out)
+	}
+	f := rep.Specs[0]
+	if !strings.Contains(f.Failure, "the proxy sent malformed HTTP to backend a (request 1): rule duplicate-host") {
+		t.Errorf("failure %q does not name the violation", f.Failure)
+	}
+	if f.Evidence == nil || len(f.Evidence.Received) != 1 || len(f.Evidence.Received[0].Violations) == 0 ||
+		!strings.Contains(f.Evidence.Received[0].Raw, "Host: a.example\r\nHost: a.example\r\n") {
+		t.Errorf("evidence does not show the raw bytes the backend got: %+v", f.Evidence)
+	}
+}
+
+// sloppy forwards to the first backend by writing the request itself, with
+// its Host field twice (RFC 9112 §3.2 allows one): a proxy whose answers
+// look right but whose upstream bytes are malformed.
+func sloppy(t conformance.Topology) (http.Handler, error) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(t.Backends[0].URL, "http://"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\nX-Proxyspec-Probe: %s\r\nConnection: close\r\n\r\n",
+			r.RequestURI, r.Header.Get("X-Proxyspec-Probe"))
+		resp, err := http.ReadResponse(bufio.NewReader(c), r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("X-Proxyspec-Backend", resp.Header.Get("X-Proxyspec-Backend"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}), nil
 }

@@ -158,10 +158,10 @@ func TestCommandTemplateErrors(t *testing.T) {
 func TestSplitCommandLine(t *testing.T) {
 	for in, want := range map[string][]string{
 		`nginx -p /d -c /d/n.conf -g 'daemon off;'`: {"nginx", "-p", "/d", "-c", "/d/n.conf", "-g", "daemon off;"},
-		`go run ./cmd/proxyspec proxy`:               {"go", "run", "./cmd/proxyspec", "proxy"},
-		`a "b c" d\ e '' "x\"y\\z" 'it''s'`:          {"a", "b c", "d e", "", `x"y\z`, "its"},
-		"  spaced\t\targs  ":                         {"spaced", "args"},
-		`"$HOME"`:                                    {"$HOME"},
+		`go run ./cmd/proxyspec proxy`:              {"go", "run", "./cmd/proxyspec", "proxy"},
+		`a "b c" d\ e '' "x\"y\\z" 'it''s'`:         {"a", "b c", "d e", "", `x"y\z`, "its"},
+		"  spaced\t\targs  ":                        {"spaced", "args"},
+		`"$HOME"`:                                   {"$HOME"},
 	} {
 		got, err := conformance.SplitCommandLine(in)
 		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
