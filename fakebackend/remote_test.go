@@ -1,9 +1,12 @@
 package fakebackend
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -250,4 +253,150 @@ func TestRemoteCloseIsClientSide(t *testing.T) {
 		t.Fatalf("backend gone after a Remote closed: %v", err)
 	}
 	r2.Close()
+}
+
+// TestRemoteRoundTripsServer drives an in-process Server through its control
+// API and checks that every Backend method gives what calling the Server
+// directly gives.
+func TestRemoteRoundTripsServer(t *testing.T) {
+	s := MustStart("rt")
+	defer s.Close()
+	ctl := httptest.NewServer(ControlHandler(s))
+	defer ctl.Close()
+	r, err := Dial(ctl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if r.Name() != s.Name() || r.URL() != s.URL() || r.Addr() != s.Addr() {
+		t.Errorf("identity through Remote = %q %q %q, want %q %q %q", r.Name(), r.URL(), r.Addr(), s.Name(), s.URL(), s.Addr())
+	}
+
+	// Behaviours set through the Remote shape what the data plane answers.
+	if err := r.SetDefault(ctx, Behaviour{Status: 202, Body: Text("default")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Enqueue(ctx, Behaviour{Status: 201, Body: Text("caf\xe9"), Header: []Field{{"X-Obs", "\xff"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i, raw := range []string{
+		"POST /rt/\xff HTTP/1.1\r\nHost: x\r\nX-Obs: caf\xe9\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+		"GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	} {
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := []string{"201 caf\xe9 \xff", "202 default "}[i]
+		if got := fmt.Sprintf("%d %s %s", resp.StatusCode, body, resp.Header.Get("X-Obs")); got != want {
+			t.Errorf("response %d = %q, want %q", i, got, want)
+		}
+	}
+
+	c.Close()
+
+	direct, _ := s.WaitRequests(ctx, 2)
+	got, err := r.WaitRequests(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(inUTC(got), inUTC(direct)) {
+		t.Errorf("WaitRequests:\n got %+v\nwant %+v", got, direct)
+	}
+	got, err = r.Requests(ctx)
+	if direct, _ := s.Requests(ctx); err != nil || !reflect.DeepEqual(inUTC(got), inUTC(direct)) {
+		t.Errorf("Requests: %v\n got %+v\nwant %+v", err, got, direct)
+	}
+	if len(got) != 2 || got[0].Target != "/rt/\xff" || got[0].Get("X-Obs") != "caf\xe9" || string(got[0].Body) != "abc" {
+		t.Errorf("the records are not the requests sent: %+v", got)
+	}
+
+	// Wait for the record to show the connection closed before comparing,
+	// so both sides see the same state.
+	if _, err := s.rec.wait(ctx, func(_ []Request, cs []Conn, _ Stats) bool { return len(cs) == 1 && cs[0].Closed }); err != nil {
+		t.Fatal(err)
+	}
+	gotConns, err := r.Conns(ctx)
+	directConns, _ := s.Conns(ctx)
+	for i := range directConns {
+		directConns[i].Opened = directConns[i].Opened.UTC().Round(0)
+	}
+	for i := range gotConns {
+		gotConns[i].Opened = gotConns[i].Opened.UTC().Round(0)
+	}
+	if err != nil || !reflect.DeepEqual(gotConns, directConns) {
+		t.Errorf("Conns: %v\n got %+v\nwant %+v", err, gotConns, directConns)
+	}
+	gotStats, err := r.Stats(ctx)
+	if directStats, _ := s.Stats(ctx); err != nil || gotStats != directStats {
+		t.Errorf("Stats = %+v, %v; want %+v", gotStats, err, directStats)
+	}
+
+	// A value the Server refuses is refused through the Remote too, with
+	// the Server's reason.
+	for _, bad := range []Behaviour{{Fault: "explode"}, {Status: 42}} {
+		derr := s.SetDefault(ctx, bad)
+		rerr := r.SetDefault(ctx, bad)
+		if derr == nil || rerr == nil || !strings.Contains(rerr.Error(), derr.Error()) {
+			t.Errorf("SetDefault(%+v): direct %v, remote %v", bad, derr, rerr)
+		}
+		derr = s.Enqueue(ctx, bad)
+		rerr = r.Enqueue(ctx, bad)
+		if derr == nil || rerr == nil || !strings.Contains(rerr.Error(), derr.Error()) {
+			t.Errorf("Enqueue(%+v): direct %v, remote %v", bad, derr, rerr)
+		}
+	}
+	derr, rerr := s.SetMode(ctx, "sideways"), r.SetMode(ctx, "sideways")
+	if derr == nil || rerr == nil || !strings.Contains(rerr.Error(), derr.Error()) {
+		t.Errorf("SetMode(sideways): direct %v, remote %v", derr, rerr)
+	}
+
+	// Modes switch the listener.
+	if err := r.SetMode(ctx, Refuse); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", s.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dial after SetMode(refuse) through Remote: %v, want refused", err)
+	}
+
+	// Reset clears both views alike, mode included.
+	if err := r.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = r.Requests(ctx)
+	st, _ := r.Stats(ctx)
+	if err != nil || len(got) != 0 || st != (Stats{}) {
+		t.Errorf("after Reset through Remote: %d requests, stats %+v, %v", len(got), st, err)
+	}
+	resp, err := http.Get(s.URL() + "/after-reset")
+	if err != nil {
+		t.Fatalf("Reset through Remote left the listener refusing: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("after Reset the default is %d, want Echo's 200", resp.StatusCode)
+	}
+
+	// Closing the Remote leaves the Server running.
+	r.Close()
+	if _, err := s.Requests(ctx); err != nil {
+		t.Errorf("Server after its Remote closed: %v", err)
+	}
 }
