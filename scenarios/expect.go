@@ -121,7 +121,11 @@ func (c *check) deliveries() string {
 	for i, q := range c.received {
 		names[i] = q.Backend
 	}
-	return fmt.Sprintf("%s: %s", plural(len(c.received), "delivery"), strings.Join(names, ", "))
+	n := "1 delivery"
+	if len(names) > 1 {
+		n = fmt.Sprintf("%d deliveries", len(names))
+	}
+	return fmt.Sprintf("%s: %s", n, strings.Join(names, ", "))
 }
 
 // message checks one message: the response (where is "response") or a

@@ -240,6 +240,14 @@ func yamlProblem(name string, err error) Problem {
 		}
 		return Problem{name, te.Token.Position.Line, reason}
 	}
+	var ue *yaml.UnexpectedNodeTypeError
+	if errors.As(err, &ue) && ue.Token != nil {
+		reason := fmt.Sprintf("wrong type: want %s, got %s", nodeTypeName(ue.Expected), nodeTypeName(ue.Actual))
+		if k := keyBefore(ue.Token); k != "" {
+			reason = fmt.Sprintf("%s: %s", k, reason)
+		}
+		return Problem{name, ue.Token.Position.Line, reason}
+	}
 	var ye yaml.Error
 	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
 		return Problem{name, ye.GetToken().Position.Line, ye.GetMessage()}
@@ -287,6 +295,26 @@ func valueKind(t reflect.Type, tok *token.Token) string {
 		return k
 	}
 	return fmt.Sprintf("%s %q", strings.TrimPrefix(strings.TrimPrefix(k, "an "), "a "), tok.Value)
+}
+
+func nodeTypeName(t ast.NodeType) string {
+	switch t {
+	case ast.SequenceType:
+		return "a list"
+	case ast.MappingType, ast.MappingValueType:
+		return "a mapping"
+	case ast.StringType, ast.LiteralType:
+		return "a string"
+	case ast.IntegerType:
+		return "an integer"
+	case ast.FloatType:
+		return "a number"
+	case ast.BoolType:
+		return "true or false"
+	case ast.NullType:
+		return "null"
+	}
+	return strings.ToLower(t.String())
 }
 
 func nodeKind(n ast.Node) string {

@@ -176,6 +176,9 @@ func (c *checker) behaviour(b *fakebackend.Behaviour, a at) {
 }
 
 func (c *checker) backend(a at, name string) {
+	if len(c.backends) == 0 {
+		return // "missing backends" says it already
+	}
 	if name == "" {
 		c.add(a, "missing backend")
 		return
@@ -293,7 +296,7 @@ func (c *checker) template(a at, s string) {
 		switch {
 		case v == "proxy":
 		case strings.HasPrefix(v, "backend."):
-			if name := strings.TrimPrefix(v, "backend."); !c.backends[name] {
+			if name := strings.TrimPrefix(v, "backend."); !c.backends[name] && len(c.backends) > 0 {
 				c.add(a, "placeholder %s names unknown backend %q (topology has %s)", m[0], name, c.backendList())
 			}
 		default:
