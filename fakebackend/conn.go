@@ -121,16 +121,14 @@ func (c *conn) serve(resetFirst bool) {
 		}
 		if m.status != 0 {
 			c.refuse(&m)
-			c.closeGracefully()
-			c.closed(closedByBackend, m.close)
+			c.closeGracefully(m.close)
 			return
 		}
 		switch c.respond(&b, &m, req) {
 		case keepOpen:
 			continue
 		case closeConn:
-			c.closeGracefully()
-			c.closed(closedByBackend, m.close)
+			c.closeGracefully(m.close)
 		case resetConn:
 			c.reset()
 			c.closed(closedByBackend, false)
@@ -188,10 +186,16 @@ func (c *conn) reset() {
 // close too. Closing at once while request bytes are still unread would
 // make the kernel send RST, and the peer could lose the response (RFC 9112
 // §9.6: close in stages).
-func (c *conn) closeGracefully() {
+// The connection is recorded as closed once the FIN is sent: that is when
+// the peer learns of it.
+func (c *conn) closeGracefully(askedClose bool) {
 	c.bw.Flush()
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	tc, ok := c.nc.(*net.TCPConn)
+	if ok {
 		tc.CloseWrite()
+	}
+	c.closed(closedByBackend, askedClose)
+	if ok {
 		tc.SetReadDeadline(time.Now().Add(lingerLimit))
 		io.Copy(io.Discard, c.br)
 	}

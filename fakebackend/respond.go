@@ -55,18 +55,18 @@ func (c *conn) respond(b *Behaviour, m *message, req *Request) outcome {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	// RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content.
+	bodyless := status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
 	var body []byte
 	echo := false
 	switch {
-	case b.NoBody:
+	case b.NoBody || bodyless:
 	case b.Body != nil:
 		body = []byte(*b.Body)
 	default:
 		c.buf = appendEcho(c.buf[:0], req)
 		body, echo = c.buf, true
 	}
-	// RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content.
-	bodyless := status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
 	chunked := b.Framing == "chunked"
 
 	c.writeStatus(status, b.Reason)
