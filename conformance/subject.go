@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -67,6 +69,29 @@ const (
 	FeatureXForwardedFor  Feature = "x-forwarded-for" // adds X-Forwarded-For
 	FeatureVia            Feature = "via"             // adds Via
 )
+
+// Features lists every Feature a subject may lack.
+func Features() []Feature {
+	return []Feature{FeaturePathPrefix, FeatureConnectTimeout, FeatureReadTimeout, FeatureFailover,
+		FeatureRoundRobin, FeatureMultiBackend, FeatureXForwardedFor, FeatureVia}
+}
+
+// ParseFeatures parses a comma-separated list of features ("failover,via"),
+// rejecting unknown names so that a typo does not pass silently.
+func ParseFeatures(list string) ([]Feature, error) {
+	var fs []Feature
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(Features(), Feature(f)) {
+			return nil, fmt.Errorf("unknown feature %q (known: %v)", f, Features())
+		}
+		fs = append(fs, Feature(f))
+	}
+	return fs, nil
+}
 
 // StartError is a subject that did not start, with what it printed; the
 // output goes into the setup-failed report.

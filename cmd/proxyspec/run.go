@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/proxyspec/proxyspec/conformance"
+	"github.com/proxyspec/proxyspec/proxy"
+)
+
+func init() {
+	register(command{name: "run", summary: "run the conformance suite against a proxy (the reference by default)", run: runCmd})
+}
+
+// runFlags are the flags of `proxyspec run`.
+type runFlags struct {
+	subjectCmd, subjectConfig, subjectImage, subjectLacks, subjectName string
+	profile, labelFilter, backends, reportJSON, junitReport            string
+	scenarios                                                          stringList
+	verbose                                                            bool
+}
+
+func runCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.subjectCmd, "subject-cmd", "", "run the proxy under test as this command (split shell-like; a template over the topology, see below)")
+	fs.StringVar(&f.subjectConfig, "subject-config", "", "a config `file` template rendered for --subject-cmd at each start, as {{.ConfigFile}}")
+	fs.StringVar(&f.subjectImage, "subject-image", "", "run the proxy under test from this Docker `image` (needs --backends containers)")
+	fs.StringVar(&f.subjectLacks, "subject-lacks", "", "comma-separated `features` the proxy cannot express; specs needing them are 'not-supported'")
+	fs.StringVar(&f.subjectName, "subject-name", "", "the proxy's name in reports")
+	fs.StringVar(&f.profile, "profile", string(conformance.ProfileSeed), "`profile` to run: seed or rfc9110")
+	fs.StringVar(&f.labelFilter, "label-filter", "", "Ginkgo label `filter` on feature, level and profile labels, e.g. 'hop-by-hop && MUST'")
+	fs.StringVar(&f.backends, "backends", conformance.BackendsInProcess, "where fake backends run: inprocess or containers")
+	fs.Var(&f.scenarios, "scenarios", "a `dir` of scenario files to run with the built-in ones (repeatable)")
+	fs.StringVar(&f.reportJSON, "report-json", "", "write the JSON report to `file`")
+	fs.StringVar(&f.junitReport, "junit-report", "", "write a JUnit report to `file`")
+	fs.BoolVar(&f.verbose, "v", false, "also print Ginkgo's own detailed output")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: proxyspec run [flags]
+
+Runs the conformance suite against a proxy under test: by default the
+reference proxy, in process, with in-process fake backends.
+
+Exit status: 0 when every MUST spec that ran passed (SHOULD and MAY failures
+are reported but do not fail the run), 1 when a MUST spec failed, 2 on a
+usage error or when a proxy or backend could not be set up.
+
+A --subject-cmd gets, for every spec, a free loopback port and the topology
+in PROXYSPEC_LISTEN, PROXYSPEC_BACKENDS (comma-separated URLs),
+PROXYSPEC_PATH_PREFIX, PROXYSPEC_CONNECT_TIMEOUT_MS and
+PROXYSPEC_READ_TIMEOUT_MS. The command line and the --subject-config file are
+Go templates over {{.Listen}}, {{.ListenHost}}, {{.ListenPort}}, {{.Backends}}
+(each {{.Name}} {{.URL}} {{.Host}} {{.Port}}), {{.PathPrefix}},
+{{.ConnectTimeoutMS}}, {{.ReadTimeoutMS}}, {{.Dir}} (a private directory)
+and {{.ConfigFile}}. Example:
+
+  proxyspec run --subject-cmd 'nginx -p {{.Dir}} -c {{.ConfigFile}}' \
+    --subject-config ci/peers/nginx/config.tmpl --subject-lacks via
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "proxyspec run: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	subject, err := f.subject()
+	if err != nil {
+		fmt.Fprintf(stderr, "proxyspec run: %v\n", err)
+		return 2
+	}
+	rep, err := conformance.Run(conformance.Config{
+		Subject:     subject,
+		Profile:     conformance.Profile(f.profile),
+		Backends:    f.backends,
+		LabelFilter: f.labelFilter,
+		ReportJSON:  f.reportJSON,
+		JUnitReport: f.junitReport,
+		Scenarios:   f.scenarios,
+		Output:      stdout,
+	}, f.verbose)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxyspec run: %v\n", err)
+		return 2
+	}
+	return rep.ExitCode()
+}
+
+// subject builds the proxy under test the flags describe.
+func (f runFlags) subject() (conformance.Subject, error) {
+	lacks, err := conformance.ParseFeatures(f.subjectLacks)
+	if err != nil {
+		return nil, fmt.Errorf("--subject-lacks: %w", err)
+	}
+	if f.subjectCmd != "" && f.subjectImage != "" {
+		return nil, fmt.Errorf("--subject-cmd and --subject-image are exclusive")
+	}
+	if f.subjectConfig != "" && f.subjectCmd == "" {
+		return nil, fmt.Errorf("--subject-config needs --subject-cmd")
+	}
+	switch {
+	case f.subjectCmd != "":
+		c := conformance.CommandConfig{Name: f.subjectName, CommandLine: f.subjectCmd, Lacks: lacks}
+		if f.subjectConfig != "" {
+			b, err := os.ReadFile(f.subjectConfig)
+			if err != nil {
+				return nil, fmt.Errorf("--subject-config: %w", err)
+			}
+			c.ConfigTemplate = string(b)
+			c.ConfigName = strings.TrimSuffix(filepath.Base(f.subjectConfig), ".tmpl")
+		}
+		return conformance.Command(c), nil
+	case f.subjectImage != "":
+		return conformance.Container(f.subjectImage, lacks...), nil
+	}
+	name := f.subjectName
+	if name == "" {
+		name = "reference"
+	}
+	return conformance.Handler(name, reference, lacks...), nil
+}
+
+// reference builds the kit's reference proxy for a topology. Its logs are
+// dropped: the spec evidence already holds what went over the wire.
+func reference(t conformance.Topology) (http.Handler, error) {
+	urls := make([]string, len(t.Backends))
+	for i, b := range t.Backends {
+		urls[i] = b.URL
+	}
+	opts := []proxy.Option{
+		proxy.WithConnectTimeout(t.ConnectTimeout),
+		proxy.WithReadTimeout(t.ReadTimeout),
+		proxy.WithLogger(slog.New(slog.DiscardHandler)),
+	}
+	if t.PathPrefix != "" {
+		opts = append(opts, proxy.WithPathPrefix(t.PathPrefix))
+	}
+	return proxy.New(urls, opts...)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
