@@ -5,14 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/proxyspec/proxyspec/conformance"
-	"github.com/proxyspec/proxyspec/proxy"
+	"github.com/proxyspec/proxyspec/internal/reference"
 )
 
 func init() {
@@ -132,25 +131,11 @@ func (f runFlags) subject() (conformance.Subject, error) {
 	if name == "" {
 		name = "reference"
 	}
-	return conformance.Handler(name, reference, lacks...), nil
-}
-
-// reference builds the kit's reference proxy for a topology. Its logs are
-// dropped: the spec evidence already holds what went over the wire.
-func reference(t conformance.Topology) (http.Handler, error) {
-	urls := make([]string, len(t.Backends))
-	for i, b := range t.Backends {
-		urls[i] = b.URL
-	}
-	opts := []proxy.Option{
-		proxy.WithConnectTimeout(t.ConnectTimeout),
-		proxy.WithReadTimeout(t.ReadTimeout),
-		proxy.WithLogger(slog.New(slog.DiscardHandler)),
-	}
-	if t.PathPrefix != "" {
-		opts = append(opts, proxy.WithPathPrefix(t.PathPrefix))
-	}
-	return proxy.New(urls, opts...)
+	// The reference's logs are dropped: the evidence of each spec already
+	// holds what went over the wire.
+	return conformance.Handler(name, func(t conformance.Topology) (http.Handler, error) {
+		return reference.New(t, nil)
+	}, lacks...), nil
 }
 
 // stringList is a repeatable string flag.
