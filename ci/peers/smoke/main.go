@@ -150,7 +150,7 @@ func check(p *peer) bool {
 			fmt.Printf("    probe: %s\n", r)
 			for _, s := range bs.received() {
 				fmt.Printf("    upstream: %s %s %s Host=%q\n", s.Method, s.Path, s.Proto, s.Host)
-				for _, k := range []string{"X-Forwarded-For", "Via", "Connection", "X-Hop", "Keep-Alive", "Te", "Proxy-Authorization", "Upgrade", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-Ip"} {
+				for _, k := range []string{"X-Forwarded-For", "Via", "Connection", "X-Hop", "Keep-Alive", "Te", "Proxy-Authorization", "Upgrade", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Server", "Forwarded", "X-Real-Ip"} {
 					if v, ok := s.Header[k]; ok {
 						fmt.Printf("      %s: %q\n", k, v)
 					}
