@@ -38,11 +38,11 @@ type Response struct {
 	Reason string              `json:"reason,omitempty"`
 	Header []fakebackend.Field `json:"header,omitempty"` // wire order, duplicates kept
 	// Informational holds the status codes of 1xx responses before the final one.
-	Informational []int  `json:"informational,omitempty"`
-	Body          []byte `json:"body,omitempty"`
-	Ended         string `json:"ended"`         // one of the End constants
-	Detail        string `json:"detail"`        // how it ended, for a human
-	Raw           []byte `json:"raw,omitempty"` // every byte read, up to rawCap
+	Informational []int         `json:"informational,omitempty"`
+	Body          []byte        `json:"body,omitempty"`
+	Ended         string        `json:"ended"`         // one of the End constants
+	Detail        string        `json:"detail"`        // how it ended, for a human
+	Raw           []byte        `json:"raw,omitempty"` // every byte read, up to rawCap
 	Elapsed       time.Duration `json:"elapsed"`
 }
 

@@ -111,6 +111,7 @@ func TestParseProblems(t *testing.T) {
 		{"bad expected status", "expect: {status: 200,", "expect: {status: 700,", 15, `bad status "700"`},
 		{"bad status class", "expect: {status: 200,", "expect: {status_in: [502, 5yy],", 15, `bad status "5yy"`},
 		{"bad behaviour status", "default: {status: 200}", "default: {status: 42}", 12, "bad status 42"},
+		{"trailers without chunked", "default: {status: 200}", "default: {trailers: [{name: X, value: y}]}", 12, "trailers need framing: chunked"},
 		{"bad duration", "topology:\n", "topology:\n  connect_timeout: 5q\n", 8, `connect_timeout: bad duration "5q"`},
 		{"duration without unit", "topology:\n", "topology:\n  read_timeout: 5\n", 8, `read_timeout: bad duration 5: a number needs a unit`},
 		{"bad delay", "default: {status: 200}", "default: {status: 200, delay: soon}", 12, `delay: bad duration "soon"`},

@@ -2,10 +2,10 @@ package scenarios
 
 import (
 	"bytes"
-	"io"
-	"log"
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +28,8 @@ type tinyProxy struct {
 	// replayAll makes the proxy retry every method, the bug that
 	// post-not-replayed exists to catch.
 	replayAll bool
+	// oneShot turns keep-alive off towards the backends.
+	oneShot   bool
 	next      atomic.Uint64
 	transport http.RoundTripper
 }
@@ -35,11 +37,17 @@ type tinyProxy struct {
 func startProxy(t *testing.T, p *tinyProxy, topo Topology) string {
 	t.Helper()
 	p.prefix = topo.PathPrefix
-	p.transport = &http.Transport{
+	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: topo.ConnectTimeout}).DialContext,
 		ResponseHeaderTimeout: topo.ReadTimeout,
-		DisableKeepAlives:     true, // every attempt is visible as one connection
+		DisableKeepAlives:     p.oneShot,
+		// Keep-alive on: with it off, the backend answers Connection:
+		// close, and net/http's transport then drops the whole Connection
+		// header, options included, so ReverseProxy cannot remove the
+		// fields it lists (the bug response-connection-listed catches).
 	}
+	p.transport = tr
+	t.Cleanup(tr.CloseIdleConnections)
 	rp := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetXForwarded() },
 		Transport: p,
@@ -94,20 +102,36 @@ func (p *tinyProxy) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // rig is a scenario's topology started: stub backends and a tiny proxy.
 type rig struct {
-	env      Env
-	backends map[string]*stub
+	env Env
 }
 
 func startRig(t *testing.T, s Scenario, p *tinyProxy) *rig {
 	t.Helper()
+	return startRigWith(t, s, p, func(t *testing.T, name string) fakebackend.Backend { return startStub(t, name) })
+}
+
+// startRealRig uses the real in-process fake backends.
+func startRealRig(t *testing.T, s Scenario, p *tinyProxy) *rig {
+	t.Helper()
+	return startRigWith(t, s, p, func(t *testing.T, name string) fakebackend.Backend {
+		b, err := fakebackend.Start(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}
+
+func startRigWith(t *testing.T, s Scenario, p *tinyProxy, start func(*testing.T, string) fakebackend.Backend) *rig {
+	t.Helper()
 	topo := s.Topology()
-	r := &rig{backends: map[string]*stub{}}
+	r := &rig{}
 	r.env.Backends = map[string]fakebackend.Backend{}
 	for _, b := range topo.Backends {
-		st := startStub(t, b.Name)
-		r.backends[b.Name] = st
-		r.env.Backends[b.Name] = st
-		p.backends = append(p.backends, st.Addr())
+		be := start(t, b.Name)
+		r.env.Backends[b.Name] = be
+		p.backends = append(p.backends, be.Addr())
 	}
 	r.env.ProxyAddr = startProxy(t, p, topo)
 	return r

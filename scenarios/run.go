@@ -380,4 +380,3 @@ func expand(s string, vars map[string]string) string {
 		return m
 	})
 }
-

@@ -200,7 +200,7 @@ steps:
 	if !res.Passed() {
 		t.Fatalf("failures:\n%s", res.Summary())
 	}
-	want := "GET /raw HTTP/1.1\r\nHost: " + r.env.ProxyAddr + "\r\nX-Odd:   spaced   \r\nX-Backend: " + r.backends["a"].Addr() + "\r\n\r\n"
+	want := "GET /raw HTTP/1.1\r\nHost: " + r.env.ProxyAddr + "\r\nX-Odd:   spaced   \r\nX-Backend: " + r.env.Backends["a"].Addr() + "\r\n\r\n"
 	if got := string(res.Steps[0].Sent); got != want {
 		t.Errorf("sent %q, want %q", got, want)
 	}

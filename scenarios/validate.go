@@ -148,14 +148,20 @@ func (c *checker) topology(t *topologyDoc, a at) {
 }
 
 func (c *checker) behaviour(b *fakebackend.Behaviour, a at) {
-	if b.Status != 0 && (b.Status < 200 || b.Status > 599) {
-		c.add(a.key("status"), "bad status %d: a final response is 200 to 599 (1xx go in informational)", b.Status)
+	n := len(c.problems)
+	// Statuses outside 200-599 are allowed on purpose: a scenario may test
+	// how a proxy passes on an odd code (RFC 9110 §15: any three digits).
+	if b.Status != 0 && (b.Status < 100 || b.Status > 999) {
+		c.add(a.key("status"), "bad status %d: want 100 to 999", b.Status)
 	}
 	if b.Framing != "" {
 		c.oneOf(a.key("framing"), "framing", b.Framing, framing)
 	}
 	if b.ChunkSize < 0 {
 		c.add(a.key("chunk_size"), "bad chunk_size %d: must not be negative", b.ChunkSize)
+	}
+	if len(b.Trailers) > 0 && b.Framing != "chunked" {
+		c.add(a.key("trailers"), "trailers need framing: chunked")
 	}
 	if b.Fault != fakebackend.NoFault {
 		c.oneOf(a.key("fault"), "fault", string(b.Fault), faults)
@@ -172,6 +178,12 @@ func (c *checker) behaviour(b *fakebackend.Behaviour, a at) {
 	}
 	if b.SlowBody != nil && b.SlowBody.Bytes <= 0 {
 		c.add(a.key("slow_body").key("bytes"), "bad slow_body bytes %d: must be positive", b.SlowBody.Bytes)
+	}
+	// The backend's own rules are the last word, for any added after these.
+	if len(c.problems) == n {
+		if err := b.Validate(); err != nil {
+			c.add(a, "bad behaviour: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 	}
 }
 
