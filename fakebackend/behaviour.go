@@ -143,8 +143,10 @@ const (
 	// Serve accepts connections and answers them.
 	Serve Mode = "serve"
 	// Refuse makes connection attempts fail at once with ECONNREFUSED: the
-	// listener is closed but the port stays bound (not listening), so nothing
-	// else can take it.
+	// listener is closed but the port stays bound (not listening), so that
+	// no other program takes it meanwhile. (On Linux; while connections
+	// accepted earlier or their TIME_WAIT remain, a program that sets
+	// SO_REUSEADDR could still share it. Elsewhere the port is released.)
 	Refuse Mode = "refuse"
 	// Blackhole makes connection attempts time out: the port is held by a
 	// socket whose accept queue is full and never drained, so SYNs go

@@ -13,7 +13,7 @@ import (
 //
 // Refuse: a TCP socket bound to the port and not listening. The kernel finds
 // no listener for an incoming SYN and answers RST, so connect fails at once
-// with ECONNREFUSED, and no other program can take the port meanwhile.
+// with ECONNREFUSED, and the port stays reserved (see bind for the limit).
 //
 // Blackhole: a socket listening with a backlog of 0 that is never accepted,
 // with connections dialled into it until its accept queue is full. Linux
@@ -38,7 +38,7 @@ func holdPort(addr *net.TCPAddr, blackhole bool) (*portHold, error) {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
 	h := &portHold{fd: fd}
-	if err := h.bind(family, sa, addr); err != nil {
+	if err := h.bind(family, sa, addr, blackhole); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -56,17 +56,28 @@ func holdPort(addr *net.TCPAddr, blackhole bool) (*portHold, error) {
 	return h, nil
 }
 
-func (h *portHold) bind(family int, sa syscall.Sockaddr, addr *net.TCPAddr) error {
-	// SO_REUSEADDR, as net.Listen sets it: connections accepted earlier on
-	// this port (or in TIME_WAIT) must not stop the bind.
-	if err := syscall.SetsockoptInt(h.fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return fmt.Errorf("SO_REUSEADDR: %w", err)
-	}
+func (h *portHold) bind(family int, sa syscall.Sockaddr, addr *net.TCPAddr, listening bool) error {
 	if family == syscall.AF_INET6 && addr.IP.IsUnspecified() {
 		// Mirror net.Listen on "[::]": dual stack.
 		if err := syscall.SetsockoptInt(h.fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
 			return fmt.Errorf("IPV6_V6ONLY: %w", err)
 		}
+	}
+	// A socket that will not listen first tries without SO_REUSEADDR: Linux
+	// lets any other SO_REUSEADDR socket (net.Listen sets it) share a port
+	// whose sockets all have it and none listens, which would let another
+	// program take the port. That bind fails while connections accepted
+	// earlier on the port, or their TIME_WAIT, remain; then SO_REUSEADDR is
+	// needed, as it is for a listening socket, which nothing can share.
+	if !listening {
+		if err := syscall.Bind(h.fd, sa); err == nil {
+			return nil
+		} else if !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("bind: %w", err)
+		}
+	}
+	if err := syscall.SetsockoptInt(h.fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("SO_REUSEADDR: %w", err)
 	}
 	if err := syscall.Bind(h.fd, sa); err != nil {
 		return fmt.Errorf("bind: %w", err)
