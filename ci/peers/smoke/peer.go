@@ -94,11 +94,8 @@ func (p *peer) render(t topology) (data, []string, error) {
 	if err != nil {
 		return data{}, nil, err
 	}
-	// Workers of nginx and Apache drop to an unprivileged user; the dir is
-	// private to this start anyway.
-	if err := os.Chmod(dir, 0o777); err != nil {
-		return data{}, nil, err
-	}
+	// Left 0700 as the kit's command subject leaves it: templates whose
+	// workers drop privileges must not need to write here.
 	port, err := freePort()
 	if err != nil {
 		return data{}, nil, err
