@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -192,6 +193,11 @@ func check(p *peer) bool {
 			for range 2 {
 				fmt.Printf("    POST -> %s\n", send(in, "POST /f HTTP/1.1\r\nHost: client.test\r\nContent-Length: 2\r\n\r\nhi"))
 			}
+			hosts := map[string]bool{}
+			for _, s := range bs.received() {
+				hosts[s.Host] = true
+			}
+			fmt.Printf("    Host seen by b (%s) after failover: %v\n", b, slices.Sorted(maps.Keys(hosts)))
 		})
 	}
 	{
