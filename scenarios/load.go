@@ -140,6 +140,7 @@ func Parse(name string, data []byte) ([]Scenario, Problems) {
 	if len(out) == 0 && len(probs) == 0 {
 		probs = append(probs, Problem{File: name, Reason: "no scenario in file"})
 	}
+	probs.sort()
 	return out, probs
 }
 

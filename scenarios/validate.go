@@ -374,10 +374,13 @@ func (c *checker) message(m *messageDoc, a at) {
 	for i, n := range m.Absent {
 		c.fieldName(a.key("absent").index(i), n)
 	}
-	for key, fields := range map[string]map[string]string{"equal": m.Equal, "contains": m.Contains, "not_contains": m.NotContains} {
-		for _, n := range sortedKeys(fields) {
-			c.fieldName(a.key(key).key(n), n)
-			c.template(a.key(key).key(n), fields[n])
+	for _, kv := range []struct {
+		key    string
+		fields map[string]string
+	}{{"equal", m.Equal}, {"contains", m.Contains}, {"not_contains", m.NotContains}} {
+		for _, n := range sortedKeys(kv.fields) {
+			c.fieldName(a.key(kv.key).key(n), n)
+			c.template(a.key(kv.key).key(n), kv.fields[n])
 		}
 	}
 	c.template(a.key("target"), m.Target)
