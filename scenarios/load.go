@@ -174,33 +174,46 @@ var durationKeys = map[string]bool{
 
 func checkDurations(name string, n ast.Node) Problems {
 	var ps Problems
-	var walk func(ast.Node)
-	walk = func(n ast.Node) {
+	// free is set inside mappings whose keys are the user's (header or
+	// backend names), where a key "timeout" is not a duration.
+	var walk func(n ast.Node, free bool)
+	walk = func(n ast.Node, free bool) {
 		switch v := n.(type) {
 		case *ast.AnchorNode:
-			walk(v.Value)
+			walk(v.Value, free)
 		case *ast.TagNode:
-			walk(v.Value)
+			walk(v.Value, free)
 		case *ast.SequenceNode:
 			for _, e := range v.Values {
-				walk(e)
+				walk(e, false)
 			}
 		case *ast.MappingNode:
 			for _, mv := range v.Values {
-				walk(mv)
+				walk(mv, free)
 			}
 		case *ast.MappingValueNode:
-			if v.Key != nil && durationKeys[keyString(v.Key)] {
+			if v.Key == nil {
+				return
+			}
+			key := keyString(v.Key)
+			if !free && durationKeys[key] {
 				if reason := badDuration(v.Value); reason != "" {
-					ps = append(ps, Problem{name, lineOf(v.Key), fmt.Sprintf("%s: %s", keyString(v.Key), reason)})
+					ps = append(ps, Problem{name, lineOf(v.Key), fmt.Sprintf("%s: %s", key, reason)})
 				}
 				return
 			}
-			walk(v.Value)
+			walk(v.Value, !free && userKeyed[key])
 		}
 	}
-	walk(n)
+	walk(n, false)
 	return ps
+}
+
+// userKeyed are the keys whose values are mappings keyed by header or
+// backend names, or profile names.
+var userKeyed = map[string]bool{
+	"equal": true, "contains": true, "not_contains": true,
+	"received": true, "received_at_least": true, "by_profile": true,
 }
 
 func badDuration(n ast.Node) string {

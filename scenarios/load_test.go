@@ -58,6 +58,22 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// A header or backend called like a duration key is not a duration.
+func TestParseDurationKeysOnlyWhereTheyAreDurations(t *testing.T) {
+	src := edit(t, "expect: {status: 200, backend: b}", "expect: {status: 200, backend: b, response: {equal: {timeout: soon}}}")
+	if _, ps := Parse("t.yaml", []byte(src)); len(ps) > 0 {
+		t.Errorf("a header named timeout was read as a duration: %v", ps)
+	}
+	src = edit(t, "expect: {status: 200, backend: b}", "expect: {status: 200, backend: b, by_profile: {seed: {response: {equal: {delay: x}}}}}")
+	if _, ps := Parse("t.yaml", []byte(src)); len(ps) > 0 {
+		t.Errorf("a header named delay under by_profile was read as a duration: %v", ps)
+	}
+	src = edit(t, "    expect: {status: 200, backend: b}\n", "    timeout: never\n    expect: {status: 200, backend: b}\n")
+	if _, ps := Parse("t.yaml", []byte(src)); len(ps) != 1 || ps[0].Line != 15 {
+		t.Errorf("a step timeout was not checked: %v", ps)
+	}
+}
+
 func TestParseTopologyValues(t *testing.T) {
 	src := strings.Replace(valid, "topology:\n", "topology:\n  path_prefix: /api\n  connect_timeout: 250ms\n  read_timeout: 2s\n", 1)
 	ss, ps := Parse("t.yaml", []byte(src))
