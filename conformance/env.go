@@ -15,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/proxyspec/proxyspec/fakebackend"
+	"github.com/proxyspec/proxyspec/scenarios"
 )
 
 // TopologyRequest is what a spec asks e.Start for.
@@ -70,6 +71,7 @@ type Env struct {
 
 	mu        sync.Mutex
 	exchanges []*Exchange
+	scenario  *scenarios.Result // the steps of a scenario spec
 }
 
 func newEnv(ctx context.Context, cfg *Config, m Meta, pool backendPool) *Env {
@@ -119,12 +121,6 @@ func (e *Env) ResponseTimeout() time.Duration {
 // supported"; a subject that fails to start makes it "setup-failed".
 func (e *Env) Start(req TopologyRequest) {
 	ginkgo.GinkgoHelper()
-	if e.started {
-		ginkgo.Fail("conformance: Env.Start called twice in one spec")
-	}
-	e.started = true
-	skipIfLacking(e.cfg.Subject, req.needs())
-
 	connect, read := relaxedFactor*e.cfg.ConnectTimeout, relaxedFactor*e.cfg.ReadTimeout
 	if req.ShortConnect {
 		connect = e.cfg.ConnectTimeout
@@ -132,18 +128,33 @@ func (e *Env) Start(req TopologyRequest) {
 	if req.ShortRead {
 		read = e.cfg.ReadTimeout
 	}
-	e.topo = Topology{PathPrefix: req.PathPrefix, ConnectTimeout: connect, ReadTimeout: read}
+	names := make([]string, req.Backends)
+	for i := range names {
+		names[i] = backendName(i)
+	}
+	e.start(names, Topology{PathPrefix: req.PathPrefix, ConnectTimeout: connect, ReadTimeout: read}, req.needs())
+}
+
+// start starts one fake backend per name, in order, then the subject for
+// topo completed with their endpoints.
+func (e *Env) start(names []string, topo Topology, needs []Feature) {
+	ginkgo.GinkgoHelper()
+	if e.started {
+		ginkgo.Fail("conformance: Env.Start called twice in one spec")
+	}
+	e.started = true
+	skipIfLacking(e.cfg.Subject, needs)
+	e.topo = topo
 
 	// Cleanups run last-registered first: verification and evidence run
 	// while the proxy and backends are still up, then the proxy stops, then
 	// the backends close.
-	for i := range req.Backends {
-		name := backendName(i)
+	for _, name := range names {
 		b, err := e.pool.start(e.ctx, name)
 		if err != nil {
 			setupFailed(fmt.Sprintf("fake backend %s did not start: %v", name, err), "")
 		}
-		ginkgo.DeferCleanup(b.Close)
+		ginkgo.DeferCleanup(func() { noteCleanup("closing fake backend "+name, b.Close()) })
 		ep, err := endpoint(name, e.pool.url(b))
 		if err != nil {
 			setupFailed(err.Error(), "")
@@ -160,10 +171,10 @@ func (e *Env) Start(req TopologyRequest) {
 	}
 	e.inst = inst
 	e.Proxy = inst.Addr()
-	ginkgo.DeferCleanup(func() error {
+	ginkgo.DeferCleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stopGrace*2)
 		defer cancel()
-		return inst.Stop(ctx)
+		noteCleanup("stopping the subject", inst.Stop(ctx))
 	})
 	ginkgo.DeferCleanup(e.verify)
 }
@@ -257,10 +268,10 @@ func (e *Env) Output() string {
 // verify runs after the spec body: it attaches the evidence, then fails the
 // spec if any backend saw malformed HTTP (RFC 9112).
 func (e *Env) verify() {
-	ev := e.evidence()
+	ev, received := e.evidence()
 	ginkgo.AddReportEntry(entryEvidence, ev, ginkgo.ReportEntryVisibilityFailureOrVerbose)
 	var bad []string
-	for _, r := range ev.received {
+	for _, r := range received {
 		for _, v := range r.Violations {
 			bad = append(bad, fmt.Sprintf("the proxy sent malformed HTTP to backend %s (request %d): rule %s: %s (bytes %q)",
 				r.Backend, r.Index+1, v.Rule, v.Detail, v.Bytes))
@@ -309,6 +320,7 @@ const (
 	entryState    = "proxyspec-state"
 	entryEvidence = "proxyspec-evidence"
 	entryOutput   = "proxyspec-subject-output"
+	entryCleanup  = "proxyspec-cleanup-error"
 )
 
 // lastLines returns the last n lines of s, indented.
@@ -318,4 +330,13 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "  " + strings.Join(lines, "\n  ")
+}
+
+// noteCleanup records a failure to tear something down. It does not fail
+// the spec: the verdict is about what the proxy did while it ran, and a
+// kit-side teardown error says nothing about that.
+func noteCleanup(what string, err error) {
+	if err != nil {
+		ginkgo.AddReportEntry(entryCleanup, fmt.Sprintf("%s: %v", what, err), ginkgo.ReportEntryVisibilityFailureOrVerbose)
+	}
 }

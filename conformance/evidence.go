@@ -1,9 +1,12 @@
 package conformance
 
 import (
+	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/proxyspec/proxyspec/fakebackend"
+	"github.com/proxyspec/proxyspec/scenarios"
 )
 
 // Evidence is what a spec's failure is judged on: what was sent, what each
@@ -15,8 +18,8 @@ type Evidence struct {
 	Exchanges     []ExchangeEvidence `json:"exchanges,omitempty"`
 	Received      []ReceivedEvidence `json:"received,omitempty"`
 	SubjectOutput string             `json:"subject_output,omitempty"`
-
-	received []fakebackend.Request // full records, for the violation check
+	// Scenario is the step-by-step evidence of a scenario spec.
+	Scenario *scenarios.Result `json:"scenario,omitempty"`
 }
 
 // ExchangeEvidence is one client exchange, as text.
@@ -40,9 +43,13 @@ type ReceivedEvidence struct {
 // body does not make a report of the same size.
 const evidenceLimit = 16 << 10
 
-func (e *Env) evidence() Evidence {
+// evidence gathers the spec's evidence, and every record the backends hold
+// for the violation check.
+func (e *Env) evidence() (Evidence, []fakebackend.Request) {
+	var received []fakebackend.Request
 	ev := Evidence{Topology: e.topo, SubjectOutput: clip(e.Output())}
 	e.mu.Lock()
+	ev.Scenario = e.scenario
 	for _, x := range e.exchanges {
 		xe := ExchangeEvidence{Request: clip(string(x.Request)), Response: clip(string(x.Raw)), TookMS: x.Took.Milliseconds()}
 		if x.Err != nil {
@@ -58,7 +65,7 @@ func (e *Env) evidence() Evidence {
 			continue
 		}
 		for _, r := range rs {
-			ev.received = append(ev.received, r)
+			received = append(received, r)
 			ev.Received = append(ev.Received, ReceivedEvidence{
 				Backend: r.Backend, Conn: r.Conn, Seq: r.Seq,
 				Raw:        clip(string(r.RawHead) + string(r.RawBody)),
@@ -66,7 +73,7 @@ func (e *Env) evidence() Evidence {
 			})
 		}
 	}
-	return ev
+	return ev, received
 }
 
 // clip keeps the first evidenceLimit bytes of s, cut on a rune boundary.
@@ -79,4 +86,45 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "\n…(clipped)"
+}
+
+// String renders the evidence for a human reading a failure in Ginkgo's
+// output: the raw messages, as they went over the wire.
+func (ev Evidence) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "topology: %d backend(s)", len(ev.Topology.Backends))
+	for _, be := range ev.Topology.Backends {
+		fmt.Fprintf(&b, " %s=%s", be.Name, be.URL)
+	}
+	fmt.Fprintf(&b, ", prefix %q, connect %v, read %v\n", ev.Topology.PathPrefix, ev.Topology.ConnectTimeout, ev.Topology.ReadTimeout)
+	for i, x := range ev.Exchanges {
+		fmt.Fprintf(&b, "--- client request %d:\n%s\n--- response (%d ms):\n%s\n", i+1, x.Request, x.TookMS, x.Response)
+		if x.Error != "" {
+			fmt.Fprintf(&b, "--- error: %s\n", x.Error)
+		}
+	}
+	for _, r := range ev.Received {
+		fmt.Fprintf(&b, "--- backend %s received (conn %d, request %d):\n%s\n", r.Backend, r.Conn, r.Seq, r.Raw)
+		for _, v := range r.Violations {
+			fmt.Fprintf(&b, "    violation %s: %s\n", v.Rule, v.Detail)
+		}
+	}
+	if ev.Scenario != nil {
+		for _, st := range ev.Scenario.Steps {
+			fmt.Fprintf(&b, "--- scenario step %d (%s, line %d)\n", st.Step, st.Kind, st.Line)
+			if len(st.Sent) > 0 {
+				fmt.Fprintf(&b, "sent:\n%s\n", clip(string(st.Sent)))
+			}
+			if st.Response != nil {
+				fmt.Fprintf(&b, "got (%s):\n%s\n", st.Response.Ended, clip(string(st.Response.Raw)))
+			}
+			for _, r := range st.Received {
+				fmt.Fprintf(&b, "backend %s received:\n%s\n", r.Backend, clip(string(r.RawHead)+string(r.RawBody)))
+			}
+		}
+	}
+	if ev.SubjectOutput != "" {
+		fmt.Fprintf(&b, "--- subject output:\n%s\n", ev.SubjectOutput)
+	}
+	return b.String()
 }

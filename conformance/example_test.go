@@ -16,13 +16,14 @@ import (
 // TestExample is a Go implementer's whole integration: a constructor that
 // builds the proxy for a topology, the features it cannot express, and one
 // call. Here the proxy is net/http/httputil's ReverseProxy with round-robin
-// selection; it has no failover, so failover specs report "not supported".
+// selection; it has no failover and no path prefix, so the specs that need
+// them report "not supported".
 func TestExample(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("in a child process of a framework test")
 	}
 	conformance.Test(t, conformance.Config{
-		Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover),
+		Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover, conformance.FeaturePathPrefix),
 	})
 }
 

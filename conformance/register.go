@@ -117,7 +117,13 @@ func register(cfg *Config, done func(Report)) (*lazyPool, error) {
 			return nil, fmt.Errorf("conformance: label filter %q: %w", c.LabelFilter, err)
 		}
 	}
-	if err := checkCatalog(Catalog()); err != nil {
+	scs, err := loadScenarios(cfg.Scenarios)
+	if err != nil {
+		return nil, err
+	}
+	var all []Meta
+	declare(scs, func(m Meta, _ codeLocation, _ func(*Env)) { all = append(all, m) })
+	if err := checkCatalog(all); err != nil {
 		return nil, err
 	}
 	pool := &lazyPool{cfg: cfg}
@@ -130,26 +136,22 @@ func register(cfg *Config, done func(Report)) (*lazyPool, error) {
 				progressLine(cfg.Output, result(m, sr))
 			}
 		})
-		for _, g := range groups {
-			ginkgo.Describe(g.name, func() {
-				g.define(&Suite{feature: g.name, declare: func(m Meta, at types.CodeLocation, body func(*Env)) {
-					if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) {
-						return
-					}
-					text := m.ID + ": " + m.Title
-					metas[text] = m
-					ginkgo.It(text, at, ginkgo.Label(m.GinkgoLabels()...), ginkgo.SpecTimeout(cfg.SpecTimeout), func(ctx ginkgo.SpecContext) {
-						ginkgo.AddReportEntry(entryMeta, m, ginkgo.ReportEntryVisibilityNever)
-						skipIfLacking(cfg.Subject, m.Needs)
-						p, err := pool.get()
-						if err != nil {
-							setupFailed(err.Error(), "")
-						}
-						body(newEnv(ctx, cfg, m, p))
-					})
-				}})
+		declare(scs, func(m Meta, at codeLocation, body func(*Env)) {
+			if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) {
+				return
+			}
+			text := m.ID + ": " + m.Title
+			metas[text] = m
+			ginkgo.It(text, at, ginkgo.Label(m.GinkgoLabels()...), ginkgo.SpecTimeout(cfg.SpecTimeout), func(ctx ginkgo.SpecContext) {
+				ginkgo.AddReportEntry(entryMeta, m, ginkgo.ReportEntryVisibilityNever)
+				skipIfLacking(cfg.Subject, m.Needs)
+				p, err := pool.get()
+				if err != nil {
+					setupFailed(err.Error(), "")
+				}
+				body(newEnv(ctx, cfg, m, p))
 			})
-		}
+		})
 	})
 
 	ginkgo.ReportAfterSuite("proxyspec reports", func(gr types.Report) {

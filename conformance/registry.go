@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/proxyspec/proxyspec/scenarios"
 )
 
 // group is one feature area: a file of specs that registers itself in init.
@@ -28,17 +30,37 @@ func addGroup(name string, define func(s *Suite)) {
 	groups = append(groups, group{name: name, define: define})
 }
 
-// Catalog returns the Meta of every built-in spec, in declaration order,
-// without running anything.
+// Catalog returns the Meta of every built-in spec, Go specs then built-in
+// scenarios, without running anything.
 func Catalog() []Meta {
-	var out []Meta
-	for _, g := range groups {
-		s := &Suite{feature: g.name, declare: func(m Meta, _ types.CodeLocation, _ func(*Env)) {
-			out = append(out, m)
-		}}
-		g.define(s)
+	ms, err := catalog(nil)
+	if err != nil {
+		// The built-in scenarios are embedded and tested: a build defect.
+		panic(err)
 	}
-	return out
+	return ms
+}
+
+// CatalogWith is Catalog plus the scenarios under dirs.
+func CatalogWith(dirs ...string) ([]Meta, error) { return catalog(dirs) }
+
+func catalog(dirs []string) ([]Meta, error) {
+	scs, err := loadScenarios(dirs)
+	if err != nil {
+		return nil, err
+	}
+	var out []Meta
+	declare(scs, func(m Meta, _ codeLocation, _ func(*Env)) { out = append(out, m) })
+	return out, nil
+}
+
+// declare runs every spec group, then the scenarios, through one declare
+// function: the single place that enumerates specs.
+func declare(scs []scenarios.Scenario, fn func(m Meta, at codeLocation, body func(*Env))) {
+	for _, g := range groups {
+		g.define(&Suite{feature: g.name, declare: fn})
+	}
+	declareScenarios(&Suite{feature: "scenarios", declare: fn}, scs)
 }
 
 // Suite is what a spec group declares its specs on.

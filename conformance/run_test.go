@@ -24,10 +24,10 @@ import (
 // children are the configurations a child process can run, by name.
 var children = map[string]func() conformance.Config{
 	"good": func() conformance.Config {
-		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover)}
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover), LabelFilter: "!scenario"}
 	},
 	"good-rfc9110": func() conformance.Config {
-		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover), Profile: conformance.ProfileRFC9110}
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover), Profile: conformance.ProfileRFC9110, LabelFilter: "!scenario"}
 	},
 	"filtered": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin), LabelFilter: "hop-by-hop && MUST"}
@@ -35,19 +35,19 @@ var children = map[string]func() conformance.Config{
 	"ctor-error": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("broken-ctor", func(conformance.Topology) (http.Handler, error) {
 			return nil, errors.New("boom: the configuration was rejected")
-		})}
+		}), LabelFilter: "!scenario"}
 	},
 	"command-exits": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Command(conformance.CommandConfig{
 			Name:        "quitter",
 			CommandLine: `sh -c 'echo "bad config line 3" >&2; exit 1'`,
-		})}
+		}), LabelFilter: "!scenario"}
 	},
 	"malformed-upstream": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("sloppy", sloppy), LabelFilter: "forward"}
 	},
 	"leaks-connection-option": func() conformance.Config {
-		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover)}
+		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover), LabelFilter: "!scenario"}
 	},
 }
 
