@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,6 +211,11 @@ func TestBackendsFailAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustServe(t, a, "reconnected")
+	// Other containers find it by name again.
+	aliases, err := a.ctr.NetworkAliases(ctx)
+	if err != nil || !slices.Contains(aliases[r.Network()], "a") {
+		t.Errorf("aliases of a reconnected backend: %v, %v; want a on %s", aliases, err, r.Network())
+	}
 	if reqs, _ := a.Requests(ctx); len(reqs) != 2 {
 		t.Errorf("a reconnected backend recorded %d requests, want 2 (kept across the cut)", len(reqs))
 	}
