@@ -88,9 +88,9 @@ func (f Failure) String() string {
 //
 // Which backend received a request is read from the backends' records, not
 // from the response: the records of a step are those made between sending
-// its request and reading its response. Requests go out on a fresh
-// connection each, so a proxy's own retries and replays land in the step
-// that caused them.
+// its request and reading its response. Steps run one at a time, each
+// request on a fresh connection, so a proxy's retries and replays land in
+// the step that caused them.
 func (s Scenario) Run(ctx context.Context, env Env) (Result, error) {
 	res := Result{ID: s.ID, Profile: env.Profile}
 	topo := s.Topology()
