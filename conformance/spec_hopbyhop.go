@@ -83,22 +83,22 @@ func init() {
 			}, hopCase{send: []string{"TE: trailers"}, option: []string{"Connection: TE"}, fields: []string{"TE"}}),
 			Entry(Meta{
 				ID: "hop-by-hop/request/upgrade", Title: "does not forward Upgrade",
-				Source: "seed §Headers lists Upgrade (RFC 9110 §7.8 lets a proxy relay an upgrade it supports, so rfc9110 does not require this)",
+				Source:   "seed §Headers lists Upgrade (RFC 9110 §7.8 lets a proxy relay an upgrade it supports, so rfc9110 does not require this)",
 				Profiles: seed,
 			}, hopCase{send: []string{"Upgrade: websocket", "Connection: Upgrade"}, fields: []string{"Upgrade"}}),
 			Entry(Meta{
 				ID: "hop-by-hop/request/proxy-authorization", Title: "does not forward Proxy-Authorization",
-				Source: "seed §Headers lists Proxy-Authorization (RFC 9110 §11.7.4 lets a proxy relay credentials to the next proxy, so rfc9110 does not require this)",
+				Source:   "seed §Headers lists Proxy-Authorization (RFC 9110 §11.7.4 lets a proxy relay credentials to the next proxy, so rfc9110 does not require this)",
 				Profiles: seed,
 			}, hopCase{send: []string{"Proxy-Authorization: Basic cHJveHk6c2VjcmV0"}, fields: []string{"Proxy-Authorization"}}),
 			Entry(Meta{
 				ID: "hop-by-hop/request/trailer", Title: "does not forward Trailer",
-				Source: "seed §Headers lists Trailers (RFC 2616 §13.5.1's misspelling of Trailer, RFC 9110 §6.6.2), which the reference strips in both spellings",
+				Source:   "seed §Headers lists Trailers (RFC 2616 §13.5.1's misspelling of Trailer, RFC 9110 §6.6.2), which the reference strips in both spellings",
 				Profiles: seed,
 			}, hopCase{send: []string{"Trailer: X-Checksum"}, fields: []string{"Trailer"}}),
 			Entry(Meta{
 				ID: "hop-by-hop/request/trailers", Title: "does not forward a field named Trailers",
-				Source: "seed §Headers lists Trailers",
+				Source:   "seed §Headers lists Trailers",
 				Profiles: seed,
 			}, hopCase{send: []string{"Trailers: X-Checksum"}, fields: []string{"Trailers"}}),
 			Entry(Meta{
