@@ -141,7 +141,8 @@ func (r *Remote) Requests(ctx context.Context) ([]Request, error) {
 // WaitRequests implements Backend. When ctx has a deadline, the backend is
 // asked to give up slightly before it, so that on a timeout the requests that
 // did arrive still come back along with an error wrapping
-// context.DeadlineExceeded.
+// context.DeadlineExceeded. When ctx is cancelled instead, the call is
+// abandoned and no requests come back.
 func (r *Remote) WaitRequests(ctx context.Context, n int) ([]Request, error) {
 	q := url.Values{"wait": {strconv.Itoa(n)}}
 	if dl, ok := ctx.Deadline(); ok {

@@ -137,6 +137,10 @@ func TestBackendsFailAndRecover(t *testing.T) {
 		}
 		t.Errorf("dial a stopped backend at %s: %v, want connection refused", a.Addr(), err)
 	}
+	// The command stopped on SIGTERM by itself, well before Docker's SIGKILL.
+	if st, err := a.ctr.State(ctx); err != nil || st.Running || st.ExitCode != 0 {
+		t.Errorf("state of a stopped backend: %+v, %v; want exited 0", st, err)
+	}
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
