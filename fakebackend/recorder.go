@@ -7,9 +7,11 @@ import (
 	"time"
 )
 
-// recorder holds what a backend saw since the last reset. Recording appends;
-// snapshots copy the slices of records (the records' own byte slices and
-// fields are shared: they are never modified once recorded).
+// recorder holds what a backend saw since the last reset. Requests are kept
+// in fixed-size blocks, so recording one never copies those recorded before
+// (a single growing slice would, on each growth); snapshots copy the records
+// (their own byte slices and fields are shared: they are never modified once
+// recorded).
 //
 // Every reset starts a new epoch. A connection remembers the epoch it was
 // opened in, and whatever it reports for an older epoch is dropped, so a
@@ -17,11 +19,14 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	epoch   uint64
-	reqs    []Request
+	blocks  [][]Request // full blocks of blockSize, then the current one
+	n       int         // requests recorded
 	conns   []Conn
 	stats   Stats
 	changed chan struct{} // closed on the next change, if anyone waits
 }
+
+const blockSize = 1024
 
 // open records a new connection and returns its id and epoch.
 func (r *recorder) open(remote string, at time.Time) (id, epoch uint64) {
@@ -41,8 +46,13 @@ func (r *recorder) add(epoch uint64, req *Request, complete bool) {
 	if epoch != r.epoch {
 		return
 	}
-	req.Index = len(r.reqs)
-	r.reqs = append(r.reqs, *req)
+	req.Index = r.n
+	if len(r.blocks) == 0 || len(r.blocks[len(r.blocks)-1]) == blockSize {
+		r.blocks = append(r.blocks, make([]Request, 0, blockSize))
+	}
+	last := &r.blocks[len(r.blocks)-1]
+	*last = append(*last, *req)
+	r.n++
 	r.stats.Requests++
 	r.stats.Violations += len(req.Violations)
 	if complete {
@@ -73,7 +83,7 @@ func (r *recorder) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.epoch++
-	r.reqs, r.conns, r.stats = nil, nil, Stats{}
+	r.blocks, r.n, r.conns, r.stats = nil, 0, nil, Stats{}
 	r.signal()
 }
 
@@ -94,17 +104,35 @@ type snapshot struct {
 func (r *recorder) snapshot() snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return snapshot{reqs: slices.Clone(r.reqs), conns: slices.Clone(r.conns), stats: r.stats}
+	return r.snapshotLocked()
+}
+
+func (r *recorder) snapshotLocked() snapshot {
+	reqs := make([]Request, 0, r.n)
+	for _, b := range r.blocks {
+		reqs = append(reqs, b...)
+	}
+	return snapshot{reqs: reqs, conns: slices.Clone(r.conns), stats: r.stats}
 }
 
 // wait blocks until cond holds for the records or ctx ends, and returns the
 // last snapshot it looked at. cond runs under the lock on the live records;
-// it must not keep them.
+// it must not keep the slice. It costs a copy of every record each time it
+// looks; waitFor does not.
 func (r *recorder) wait(ctx context.Context, cond func(reqs []Request, conns []Conn, st Stats) bool) (snapshot, error) {
+	return r.waitFor(ctx, func(int, []Conn, Stats) bool {
+		return cond(r.snapshotLocked().reqs, r.conns, r.stats)
+	})
+}
+
+// waitFor blocks until cond holds for the number of requests, the
+// connections and the counters, or ctx ends, and returns the last snapshot
+// it looked at. cond runs under the lock; it must not keep conns.
+func (r *recorder) waitFor(ctx context.Context, cond func(n int, conns []Conn, st Stats) bool) (snapshot, error) {
 	for {
 		r.mu.Lock()
-		if cond(r.reqs, r.conns, r.stats) {
-			s := snapshot{reqs: slices.Clone(r.reqs), conns: slices.Clone(r.conns), stats: r.stats}
+		if cond(r.n, r.conns, r.stats) {
+			s := r.snapshotLocked()
 			r.mu.Unlock()
 			return s, nil
 		}

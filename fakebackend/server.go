@@ -115,7 +115,7 @@ func (s *Server) Requests(context.Context) ([]Request, error) { return s.rec.sna
 // WaitRequests implements Backend. When ctx ends first it returns what was
 // recorded so far along with ctx's error.
 func (s *Server) WaitRequests(ctx context.Context, n int) ([]Request, error) {
-	snap, err := s.rec.wait(ctx, func(reqs []Request, _ []Conn, _ Stats) bool { return len(reqs) >= n })
+	snap, err := s.rec.waitFor(ctx, func(got int, _ []Conn, _ Stats) bool { return got >= n })
 	if err != nil {
 		return snap.reqs, fmt.Errorf("fakebackend: %s: waiting for %d requests, got %d: %w", s.name, n, len(snap.reqs), err)
 	}
