@@ -27,6 +27,9 @@ type Config struct {
 	// top of the profile. Labels are the feature, the level, the profiles and
 	// any Meta.Labels of a spec.
 	LabelFilter string
+	// Focus, when set, is a regular expression: only specs whose ID it
+	// matches run ("^hop-by-hop/request/", "forward/get-basic$").
+	Focus string
 	// ReportJSON, when set, is where the run's Report is written as JSON.
 	ReportJSON string
 	// JUnitReport, when set, is where Ginkgo's JUnit report is written.

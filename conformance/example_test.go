@@ -16,14 +16,18 @@ import (
 // TestExample is a Go implementer's whole integration: a constructor that
 // builds the proxy for a topology, the features it cannot express, and one
 // call. Here the proxy is net/http/httputil's ReverseProxy with round-robin
-// selection; it has no failover and no path prefix, so the specs that need
-// them report "not supported".
+// selection, measured against what RFC 9110 asks of any proxy (the seed
+// profile holds the reference's product choices, which httputil does not
+// share). It has no failover, no path prefix and adds no Via, so the specs
+// needing those report "not supported".
 func TestExample(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("in a child process of a framework test")
 	}
 	conformance.Test(t, conformance.Config{
-		Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover, conformance.FeaturePathPrefix),
+		Subject: conformance.Handler("httputil", roundRobin,
+			conformance.FeatureFailover, conformance.FeaturePathPrefix, conformance.FeatureVia),
+		Profile: conformance.ProfileRFC9110,
 	})
 }
 
@@ -47,7 +51,14 @@ func roundRobin(t conformance.Topology) (http.Handler, error) {
 				return // the transport below fails, and ErrorHandler answers
 			}
 			r.SetURL(targets[(next.Add(1)-1)%uint64(len(targets))])
+			// Rewrite drops the client's X-Forwarded-For; keep it so that
+			// SetXForwarded appends the client's address to the list.
+			r.Out.Header["X-Forwarded-For"] = r.In.Header["X-Forwarded-For"]
 			r.SetXForwarded()
+			// httputil keeps a client's "TE: trailers" (for gRPC) without
+			// naming TE in Connection, which hop-by-hop/request/te-trailers
+			// catches (RFC 9110 §10.1.4); this proxy does not need it.
+			r.Out.Header.Del("Te")
 		},
 		Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: t.ConnectTimeout}).DialContext,

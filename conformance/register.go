@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"sync"
 	"testing"
 
@@ -117,6 +118,12 @@ func register(cfg *Config, done func(Report)) (*lazyPool, error) {
 			return nil, fmt.Errorf("conformance: label filter %q: %w", c.LabelFilter, err)
 		}
 	}
+	focus := regexp.MustCompile("")
+	if c.Focus != "" {
+		if focus, err = regexp.Compile(c.Focus); err != nil {
+			return nil, fmt.Errorf("conformance: focus %q: %w", c.Focus, err)
+		}
+	}
 	scs, err := loadScenarios(cfg.Scenarios)
 	if err != nil {
 		return nil, err
@@ -137,7 +144,7 @@ func register(cfg *Config, done func(Report)) (*lazyPool, error) {
 			}
 		})
 		declare(scs, func(m Meta, at codeLocation, body func(*Env)) {
-			if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) {
+			if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) || !focus.MatchString(m.ID) {
 				return
 			}
 			text := m.ID + ": " + m.Title

@@ -153,11 +153,13 @@ func (c CommandConfig) start(ctx context.Context, t Topology) (_ Instance, err e
 		pr.Close()
 		return nil, fail(out, "starting %q: %w", argv[0], err)
 	}
-	p := &process{cmd: cmd, out: out, dir: dir, addr: data.Listen, grace: or(c.StopGrace, stopGrace), exited: make(chan struct{})}
+	p := &process{cmd: cmd, out: out, dir: dir, addr: data.Listen, grace: or(c.StopGrace, stopGrace),
+		exited: make(chan struct{}), drained: make(chan struct{})}
 	go p.wait()
 	go func() {
 		io.Copy(out, pr)
 		pr.Close()
+		close(p.drained)
 	}()
 
 	if err := p.ready(ctx, or(c.StartTimeout, 15*time.Second)); err != nil {
@@ -279,6 +281,7 @@ type process struct {
 	grace   time.Duration
 	exited  chan struct{}
 	waitErr error
+	drained chan struct{} // the output pipe reached EOF
 }
 
 func (p *process) Addr() string   { return p.addr }
@@ -310,6 +313,7 @@ func (p *process) ready(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-p.exited:
+			p.drain()
 			return fmt.Errorf("exited before accepting connections on %s: %v", p.addr, p.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("did not accept connections on %s within %v: %w", p.addr, timeout, ctx.Err())
@@ -335,5 +339,18 @@ func (p *process) Stop(ctx context.Context) error {
 	signalGroup(p.cmd, true)
 	<-p.exited
 	awaitGroupGone(p.cmd, time.Second)
+	p.drain()
 	return nil
+}
+
+// drain waits, briefly, for the last output of a process that exited: the
+// pipe is read by another goroutine, and the reason a proxy did not start
+// is usually in its last line.
+func (p *process) drain() {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-p.drained:
+	case <-t.C:
+	}
 }

@@ -21,7 +21,7 @@ func init() {
 // runFlags are the flags of `proxyspec run`.
 type runFlags struct {
 	subjectCmd, subjectConfig, subjectImage, subjectLacks, subjectName string
-	profile, labelFilter, backends, reportJSON, junitReport            string
+	profile, labelFilter, focus, backends, reportJSON, junitReport     string
 	scenarios                                                          stringList
 	verbose                                                            bool
 }
@@ -37,6 +37,7 @@ func runCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.subjectName, "subject-name", "", "the proxy's name in reports")
 	fs.StringVar(&f.profile, "profile", string(conformance.ProfileSeed), "`profile` to run: seed or rfc9110")
 	fs.StringVar(&f.labelFilter, "label-filter", "", "Ginkgo label `filter` on feature, level and profile labels, e.g. 'hop-by-hop && MUST'")
+	fs.StringVar(&f.focus, "focus", "", "run only the specs whose ID matches this `regexp`")
 	fs.StringVar(&f.backends, "backends", conformance.BackendsInProcess, "where fake backends run: inprocess or containers")
 	fs.Var(&f.scenarios, "scenarios", "a `dir` of scenario files to run with the built-in ones (repeatable)")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the JSON report to `file`")
@@ -88,6 +89,7 @@ flags:
 		Profile:     conformance.Profile(f.profile),
 		Backends:    f.backends,
 		LabelFilter: f.labelFilter,
+		Focus:       f.focus,
 		ReportJSON:  f.reportJSON,
 		JUnitReport: f.junitReport,
 		Scenarios:   f.scenarios,

@@ -112,7 +112,8 @@ func testRunExitStatus(t *testing.T, bin string) {
 func testRunListAgree(t *testing.T, bin string) {
 	dir := t.TempDir()
 	report := filepath.Join(dir, "r.json")
-	if code, out := proxyspec(t, bin, "run", "--profile", "rfc9110", "--report-json", report); code != 0 {
+	// Only the set of specs matters here, not the verdict.
+	if code, out := proxyspec(t, bin, "run", "--profile", "rfc9110", "--report-json", report); code != 0 && code != 1 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	rep, err := conformance.ReadReport(report)
