@@ -60,6 +60,16 @@ func get(url string) (int, string, error) {
 	return resp.StatusCode, resp.Header.Get("X-Proxyspec-Backend"), nil
 }
 
+// dial opens a TCP connection to addr and closes it, reporting only whether
+// it could be opened.
+func dial(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
 func mustServe(t *testing.T, b *Backend, when string) {
 	t.Helper()
 	status, from, err := get(b.URL() + "/" + when)
@@ -131,10 +141,7 @@ func TestBackendsFailAndRecover(t *testing.T) {
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := net.Dial("tcp", a.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
+	if err := dial(a.Addr(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial a stopped backend at %s: %v, want connection refused", a.Addr(), err)
 	}
 	// The command stopped on SIGTERM by itself, well before Docker's SIGKILL.
@@ -182,29 +189,20 @@ func TestBackendsFailAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	inNet := net.JoinHostPort(ip.String(), strconv.Itoa(DataPort))
-	direct := false // whether this host routes to the run's network (Linux, engine local)
-	if c, err := net.DialTimeout("tcp", inNet, 2*time.Second); err == nil {
-		direct = true
-		c.Close()
-	}
+	// Whether this host routes to the run's network (Linux, engine local).
+	direct := dial(inNet, 2*time.Second) == nil
 	addr := a.Addr()
 	if err := a.Disconnect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
+	if err := dial(addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial a disconnected backend at %s: %v, want connection refused", addr, err)
 	}
 	if direct {
 		// Nothing answers for the address any more: the SYN goes unanswered
 		// (timeout) or, once the ARP entry has failed, the kernel says there
 		// is no route. Either way, not refused: nobody is there to refuse.
-		c, err := net.DialTimeout("tcp", inNet, 5*time.Second)
-		if c != nil {
-			c.Close()
-		}
+		err := dial(inNet, 5*time.Second)
 		if !errors.Is(err, syscall.EHOSTUNREACH) && !(errors.As(err, &ne) && ne.Timeout()) {
 			t.Errorf("dial a disconnected backend at %s: %v, want a timeout or no route to host", inNet, err)
 		}
