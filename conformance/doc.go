@@ -19,6 +19,17 @@
 // Inside one's own Ginkgo suite: var _ = conformance.Register(&cfg). From a
 // plain main (as `proxyspec run` does): conformance.Run(cfg, verbose).
 //
+// A run executes the specs of cfg.Profile that match cfg.LabelFilter (labels:
+// feature, level, profiles, "scenario" for scenario specs) and cfg.Focus (a
+// regexp on the ID). Its verdict, Report.ExitCode, fails only on MUST specs;
+// setup failures make it ExitSetup.
+//
+// # Scenarios
+//
+// The YAML scenarios of package scenarios (built in, plus cfg.Scenarios
+// directories) run as specs next to the Go ones, with the same metadata,
+// states and evidence; a malformed file stops the run before it starts.
+//
 // # Writing specs
 //
 // Specs live in files named spec_<feature>.go, one feature area per file.
@@ -69,4 +80,6 @@
 //     supported", not failed. A proxy or backend that does not start makes it
 //     "setup-failed".
 //   - e.Profile() says which profile runs, for profile-specific expectations.
+//   - A failure to tear down (a backend's Close, a subject's Stop) is noted
+//     in the spec's report, never turned into a verdict.
 package conformance
