@@ -1,8 +1,11 @@
 package conformance
 
 import (
+	"fmt"
 	"net/http"
+	"time"
 
+	"github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/proxyspec/proxyspec/fakebackend"
@@ -21,14 +24,133 @@ func init() {
 			e.Start(TopologyRequest{Backends: 2})
 			e.SetMode("a", fakebackend.Refuse)
 
-			// Two sequential requests: round-robin makes one of them start
-			// at a, whatever the proxy's counter was.
-			for range 2 {
-				x := e.Get("/failover/refused")
-				Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
-				Expect(x.Header("X-Proxyspec-Backend")).To(ConsistOf("b"), "the backend that answered")
+			expectFailover(e, "/failover/refused", 0)
+			Expect(e.ReceivedBy("a")).To(BeEmpty(), "a refusing backend cannot have received anything")
+		})
+
+		s.It(Meta{
+			ID:       "failover/connect-timeout",
+			Title:    "a backend that never completes the TCP handshake is given up after the connect timeout and the next one answers",
+			Level:    MUST,
+			Source:   "seed §Timeouts (connect timeout) and §Automatic failover",
+			Needs:    []Feature{FeatureFailover},
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 2, ShortConnect: true})
+			e.SetMode("a", fakebackend.Blackhole)
+
+			expectFailover(e, "/failover/connect-timeout", e.ConnectTimeout())
+			Expect(e.ReceivedBy("a")).To(BeEmpty(), "a blackholed backend cannot have received anything")
+		})
+
+		s.It(Meta{
+			ID:       "failover/reset",
+			Title:    "a GET whose backend resets the connection before answering is retried once on the next backend",
+			Level:    MUST,
+			Source:   "seed §Automatic failover: a network error moves the request to the next backend; RFC 9110 §9.2.2: GET is idempotent, so repeating it is safe",
+			Needs:    []Feature{FeatureFailover},
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 2})
+			e.SetDefault("a", fakebackend.Behaviour{Fault: fakebackend.ResetBeforeResponse})
+
+			expectFailover(e, "/failover/reset", 0)
+			Expect(e.ReceivedBy("a")).To(HaveLen(1), "requests backend a received: the request that started there, once")
+		})
+
+		s.It(Meta{
+			ID:       "failover/read-timeout",
+			Title:    "a GET whose backend never answers is given up after the read timeout and answered by the next backend",
+			Level:    MUST,
+			Source:   "seed §Timeouts (response read timeout) and §Automatic failover; RFC 9110 §9.2.2: GET is idempotent",
+			Needs:    []Feature{FeatureFailover},
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 2, ShortRead: true})
+			e.SetDefault("a", fakebackend.Behaviour{Fault: fakebackend.Hang})
+
+			expectFailover(e, "/failover/read-timeout", e.ReadTimeout())
+			Expect(e.ReceivedBy("a")).To(HaveLen(1), "requests backend a received: the request that started there, once")
+		})
+
+		s.It(Meta{
+			ID:       "failover/all-tried",
+			Title:    "when every backend fails, each is tried exactly once per request before the 502",
+			Level:    MUST,
+			Source:   "seed §Automatic failover: only after all backends have failed is 502 Bad Gateway returned",
+			Needs:    []Feature{FeatureFailover},
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 3})
+			e.SetMode("a", fakebackend.Refuse)
+			e.SetDefault("b", fakebackend.Behaviour{Fault: fakebackend.ResetBeforeResponse})
+			e.SetDefault("c", fakebackend.Behaviour{Fault: fakebackend.CloseBeforeResponse})
+
+			// One request per starting position, so that every backend is
+			// first once and the wrap-around of the order is exercised.
+			n := len(e.Backends)
+			for i := range n {
+				x := e.Get(fmt.Sprintf("/failover/all-tried?i=%d", i))
+				expectBadGateway(e, x)
 			}
-			Expect(e.ReceivedBy("b")).To(HaveLen(2), "requests backend b received")
+			Expect(e.ReceivedBy("a")).To(BeEmpty(), "a refusing backend cannot have received anything")
+			Expect(e.ReceivedBy("b")).To(HaveLen(n), "requests backend b (resets) received: one attempt per request")
+			Expect(e.ReceivedBy("c")).To(HaveLen(n), "requests backend c (closes) received: one attempt per request")
+		})
+
+		s.It(Meta{
+			ID:       "failover/post-not-replayed",
+			Title:    "a POST that reached a backend which then failed is not sent again, to any backend",
+			Level:    MUST,
+			Source:   "RFC 9110 §9.2.2: a proxy MUST NOT automatically retry non-idempotent requests; seed §502 Bad Gateway",
+			Profiles: []Profile{ProfileSeed, ProfileRFC9110},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 3})
+			for _, b := range e.Backends {
+				e.SetDefault(b.Name(), fakebackend.Behaviour{Fault: fakebackend.ResetBeforeResponse})
+			}
+
+			// One POST per starting position: whichever backend gets it
+			// reads the whole body and resets.
+			n := len(e.Backends)
+			for i := range n {
+				body := fmt.Sprintf("order=%d&amount=100", i)
+				x := e.Do(http.MethodPost, "/failover/post-not-replayed", []string{"Content-Type: application/x-www-form-urlencoded"}, body)
+				if e.Profile() == ProfileSeed {
+					expectBadGateway(e, x)
+				} else {
+					Expect(x.Status()).To(BeNumerically(">=", 500), "status after the only backend that got the POST failed")
+					Expect(x.Status()).To(BeNumerically("<", 600), "status after the only backend that got the POST failed")
+				}
+
+				var got []string
+				for _, r := range e.Received() {
+					if string(r.Body) == body {
+						got = append(got, r.Backend)
+					}
+				}
+				Expect(got).To(HaveLen(1), "backends that received POST %d (body %q): it was delivered %d times", i+1, body, len(got))
+			}
 		})
 	})
+}
+
+// expectFailover sends one request per backend, sequentially, with backend
+// a failing and the others serving: whichever request a round-robin proxy
+// starts at a must be answered by b, and each within spent (what giving up
+// on a costs: a connect or read timeout, 0 for an immediate failure) plus
+// as much again for reaching b, which answers at once, times the margin.
+func expectFailover(e *Env, target string, spent time.Duration) {
+	ginkgo.GinkgoHelper()
+	n := len(e.Backends)
+	bound := e.Within(2 * spent)
+	for i := range n {
+		x := e.Get(fmt.Sprintf("%s?i=%d", target, i))
+		Expect(x.Status()).To(Equal(http.StatusOK), "status the client got for request %d", i+1)
+		Expect(x.Header("X-Proxyspec-Backend")).To(ConsistOf("b"), "the backend that answered request %d", i+1)
+		if spent > 0 {
+			Expect(x.Took).To(BeNumerically("<=", bound), "request %d took %v; giving up on a costs %v, so it should be answered within %v", i+1, x.Took, spent, bound)
+		}
+	}
+	Expect(e.ReceivedBy("b")).To(HaveLen(n), "requests backend b received")
 }
