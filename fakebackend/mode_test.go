@@ -3,6 +3,7 @@ package fakebackend_test
 import (
 	"errors"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func TestRefuse(t *testing.T) {
 }
 
 func TestRefuseKeepsThePort(t *testing.T) {
+	linuxOnly(t)
 	// On a port that never carried a connection, Refuse holds it without
 	// SO_REUSEADDR, so even net.Listen (which sets it) cannot take it.
 	s := start(t)
@@ -59,6 +61,7 @@ func TestRefuseKeepsThePort(t *testing.T) {
 }
 
 func TestBlackhole(t *testing.T) {
+	linuxOnly(t)
 	const connectTimeout = 200 * time.Millisecond
 	s := start(t)
 	open := dial(t, s)
@@ -83,6 +86,7 @@ func TestBlackhole(t *testing.T) {
 }
 
 func TestModeSwitchesInAnyOrder(t *testing.T) {
+	linuxOnly(t)
 	s := start(t)
 	for _, m := range []fakebackend.Mode{fakebackend.Refuse, fakebackend.Blackhole, fakebackend.Refuse, fakebackend.Blackhole, fakebackend.Blackhole} {
 		setMode(t, s, m)
@@ -98,6 +102,7 @@ func TestModeSwitchesInAnyOrder(t *testing.T) {
 }
 
 func TestCloseInEveryMode(t *testing.T) {
+	linuxOnly(t)
 	for _, m := range []fakebackend.Mode{fakebackend.Refuse, fakebackend.Blackhole} {
 		s, err := fakebackend.Start("m")
 		if err != nil {
@@ -118,6 +123,7 @@ func TestCloseInEveryMode(t *testing.T) {
 }
 
 func TestIPv6(t *testing.T) {
+	linuxOnly(t)
 	s, err := fakebackend.Start("v6", fakebackend.WithAddr("[::1]:0"))
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
@@ -134,4 +140,12 @@ func TestIPv6(t *testing.T) {
 	}
 	setMode(t, s, fakebackend.Serve)
 	assertServes(t, s)
+}
+
+// linuxOnly skips tests of what only Linux provides: a held port in Refuse,
+// and Blackhole.
+func linuxOnly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux")
+	}
 }

@@ -74,13 +74,16 @@ type Conn struct {
 
 // Stats are a backend's counters since the last Reset.
 type Stats struct {
+	// Requests counts every request recorded, incomplete ones included
+	// (Conn.Requests counts complete ones only).
 	Requests    int `json:"requests"`
 	Connections int `json:"connections"`
 	// OneShotConns counts connections that carried exactly one request and
 	// were then closed by the proxy (or by the backend because the request
 	// said Connection: close).
 	OneShotConns int `json:"one_shot_conns"`
-	Violations   int `json:"violations"`
+	// Violations counts the violations of all requests recorded.
+	Violations int `json:"violations"`
 }
 
 func values(fs []Field, name string) []string {

@@ -12,6 +12,32 @@ import (
 // Server is a fake backend running in this process, listening on loopback,
 // in the manner of httptest.Server. It implements Backend; its methods never
 // fail for reasons of distance, only for bad input or after Close.
+//
+// Each connection is served by one goroutine that reads a request, answers
+// it, and reads the next (keep-alive). Every request is recorded, whatever
+// it looks like, and takes the next behaviour (the queue's head, else the
+// default), so the i-th queued behaviour meets the i-th request. Then:
+//
+//   - a request whose body cannot be delimited (conflicting or invalid
+//     Content-Length, Transfer-Encoding not ending in chunked, a bad chunk)
+//     or that exceeds a limit is answered by the backend itself, 400, 413 or
+//     431 with the violations in a text body, and the connection closed
+//     (RFC 9112 §6.3): nothing after it on the wire can be trusted;
+//   - a request cut short by the peer is recorded (RuleIncompleteHead,
+//     RuleIncompleteBody) and not answered: there is nobody to answer;
+//   - otherwise the behaviour answers, and the connection stays open unless
+//     the request said Connection: close (or was HTTP/1.0 without
+//     keep-alive), the request's framing was suspect, the behaviour says
+//     Close or Framing "close", or a fault ends it.
+//
+// When the backend closes a connection it sends FIN and then waits up to a
+// second for the peer's, discarding input, so that unread request bytes do
+// not turn the close into a reset that destroys the response in flight.
+//
+// ResetBeforeRequest at the head of the queue is taken by the next
+// connection accepted, which is reset before anything is read. Taken instead
+// by a request on a connection accepted earlier, it resets that connection
+// at once.
 type Server struct {
 	name string
 	cfg  config
