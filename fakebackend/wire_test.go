@@ -3,6 +3,7 @@ package fakebackend_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -29,6 +30,7 @@ func TestViolations(t *testing.T) {
 		{"clean post", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", nil, 200, nil},
 		{"clean chunked", "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"3 ; a = b ;c=\"x\\\"y\"\r\nabc\r\n0\r\nT: v\r\n\r\n", nil, 200, nil},
+		{"clean long field line", get + "X: " + strings.Repeat("y", 10000) + "\r\n\r\n", nil, 200, nil},
 		{"clean http/1.0", "GET / HTTP/1.0\r\n\r\n", nil, 200, nil},
 		{"clean absolute-form and obs-text", "GET http://h/p?q HTTP/1.1\r\nHost: h\r\nX: caf\xe9\r\n\r\n", nil, 200, nil},
 
@@ -172,5 +174,27 @@ func TestPipelinedRequests(t *testing.T) {
 		if e := echoOf(t, body); resp.StatusCode != 200 || e.Target != target || e.Seq != i+1 || len(e.Violations) != 0 {
 			t.Fatalf("response %d: %+v", i, e)
 		}
+	}
+}
+
+// Bodies larger than every buffer on the way arrive whole, in both framings.
+func TestLargeBodies(t *testing.T) {
+	s := start(t)
+	body := strings.Repeat("0123456789abcdef", 1<<14) // 256 KiB
+	chunked := fmt.Sprintf("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", 100, body[:100], len(body)-100, body[100:])
+	c := dial(t, s)
+	for _, raw := range []string{
+		fmt.Sprintf("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+	} {
+		go c.nc.Write([]byte(raw)) // the echo comes back while we still write
+		_, got := c.response("POST")
+		if e := echoOf(t, got); e.Body != body || len(e.Violations) != 0 {
+			t.Fatalf("echoed body of %d bytes, violations %q", len(e.Body), e.Violations)
+		}
+	}
+	reqs, _ := s.WaitRequests(ctx(t), 2)
+	if string(reqs[0].Body) != body || string(reqs[1].Body) != body || string(reqs[1].RawBody) != chunked {
+		t.Fatal("recorded bodies differ from what was sent")
 	}
 }
