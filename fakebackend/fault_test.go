@@ -164,15 +164,17 @@ func TestSlowBody(t *testing.T) {
 func TestSlowChunksArriveOneAtATime(t *testing.T) {
 	// The pieces are events: after reading the first chunk, the second is
 	// not there yet until the interval passed. We observe this with a read
-	// deadline shorter than the interval: it must expire.
-	const interval = 400 * time.Millisecond
+	// deadline much shorter than the interval: it must expire. (Only a
+	// reader stalled for most of the interval could see both at once; the
+	// margin makes that a machine in distress, not a flake.)
+	const interval = 600 * time.Millisecond
 	s := start(t)
 	s.Enqueue(ctx(t), fakebackend.Behaviour{Body: fakebackend.Text("aaabbb"), Framing: "chunked",
 		SlowBody: &fakebackend.Slow{Bytes: 3, Interval: fakebackend.D(interval)}})
 	c := dial(t, s)
 	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 	readUntil(t, c, "\r\n\r\n3\r\naaa\r\n")
-	c.nc.SetReadDeadline(time.Now().Add(interval / 4))
+	c.nc.SetReadDeadline(time.Now().Add(interval / 12))
 	if b, err := c.br.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("second chunk arrived with the first (%q, %v)", b, err)
 	}
