@@ -55,15 +55,18 @@ func TestFaultsAreWhatTheyClaim(t *testing.T) {
 			s.Enqueue(ctx(t), fakebackend.Behaviour{Body: fakebackend.Text(tenBytes), Fault: tc.fault})
 			c := dial(t, s)
 			c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			got := make([]byte, len(tc.want))
+			if _, err := io.ReadFull(c.br, got); err != nil || string(got) != tc.want {
+				t.Fatalf("got %q (%v), want %q", got, err, tc.want)
+			}
 			if tc.by == "" {
 				// Only a hang keeps the connection open: give up waiting
-				// after hangFor. A backend that answered would have done so
+				// after hangFor. A backend that went on would have done so
 				// in microseconds.
 				c.nc.SetReadDeadline(time.Now().Add(hangFor))
 			}
-			got, err := readAll(c)
-			if got != tc.want || !tc.wantErr(err) {
-				t.Fatalf("got %q then %v, want %q then the fault's error", got, err, tc.want)
+			if rest, err := readAll(c); rest != "" || !tc.wantErr(err) {
+				t.Fatalf("after %q: got %q then %v, want the fault's error", tc.want, rest, err)
 			}
 			if tc.by == "" {
 				c.nc.Close() // the peer goes away: the hang ends
