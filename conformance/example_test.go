@@ -18,15 +18,17 @@ import (
 // call. Here the proxy is net/http/httputil's ReverseProxy with round-robin
 // selection, measured against what RFC 9110 asks of any proxy (the seed
 // profile holds the reference's product choices, which httputil does not
-// share). It has no failover, no path prefix and adds no Via, so the specs
-// needing those report "not supported".
+// share). It has no failover, no path prefix, adds no Via, and its only
+// read timeout is for the response head (a stalled body waits forever), so
+// the specs needing those report "not supported".
 func TestExample(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("in a child process of a framework test")
 	}
 	conformance.Test(t, conformance.Config{
 		Subject: conformance.Handler("httputil", roundRobin,
-			conformance.FeatureFailover, conformance.FeaturePathPrefix, conformance.FeatureVia),
+			conformance.FeatureFailover, conformance.FeaturePathPrefix, conformance.FeatureVia,
+			conformance.FeatureReadTimeout),
 		Profile: conformance.ProfileRFC9110,
 	})
 }
@@ -34,8 +36,17 @@ func TestExample(t *testing.T) {
 // childEnv marks a process re-executed by a framework test.
 const childEnv = "PROXYSPEC_TEST_CHILD"
 
-// roundRobin builds an httputil.ReverseProxy over the topology's backends.
+// roundRobin builds the example proxy for a topology.
 func roundRobin(t conformance.Topology) (http.Handler, error) {
+	rp, err := newReverseProxy(t)
+	if err != nil {
+		return nil, err
+	}
+	return refuseConnect(rp), nil
+}
+
+// newReverseProxy is an httputil.ReverseProxy over the topology's backends.
+func newReverseProxy(t conformance.Topology) (*httputil.ReverseProxy, error) {
 	targets := make([]*url.URL, len(t.Backends))
 	for i, b := range t.Backends {
 		u, err := url.Parse(b.URL)
@@ -68,7 +79,21 @@ func roundRobin(t conformance.Topology) (http.Handler, error) {
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
-			io.WriteString(w, "502 Bad Gateway\n")
+			io.WriteString(w, "502 Bad Gateway")
 		},
 	}, nil
+}
+
+// refuseConnect answers CONNECT with 405. A gateway has no tunnel to offer:
+// httputil would pass CONNECT on to a backend, whose 200 the client would
+// take for an open tunnel (method/connect catches that).
+func refuseConnect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")
+			http.Error(w, "CONNECT is not supported", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

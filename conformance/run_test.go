@@ -224,11 +224,10 @@ func TestRunFailingSubject(t *testing.T) {
 // leaky is roundRobin except that it forwards a field the client listed in
 // Connection: the kind of bug the suite exists to catch.
 func leaky(t conformance.Topology) (http.Handler, error) {
-	h, err := roundRobin(t)
+	rp, err := newReverseProxy(t)
 	if err != nil {
 		return nil, err
 	}
-	rp := h.(*httputil.ReverseProxy)
 	rewrite := rp.Rewrite
 	rp.Rewrite = func(r *httputil.ProxyRequest) {
 		rewrite(r)
@@ -236,7 +235,7 @@ func leaky(t conformance.Topology) (http.Handler, error) {
 			r.Out.Header.Set("X-Hop-Option", v)
 		}
 	}
-	return rp, nil
+	return refuseConnect(rp), nil
 }
 
 func TestRunMalformedUpstream(t *testing.T) {

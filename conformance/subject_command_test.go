@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestCommandSubject(t *testing.T) {
 	u := strings.TrimPrefix(backend.URL, "http://")
 	host, port, _ := net.SplitHostPort(u)
 	topo := conformance.Topology{
-		Backends:       []conformance.Endpoint{{Name: "a", URL: backend.URL, Host: host, Port: atoi(t, port)}},
+		Backends:       []conformance.Endpoint{{Name: "a", URL: backend.URL, Host: host, Port: mustAtoi(t, port)}},
 		PathPrefix:     "/api",
 		ConnectTimeout: 250 * time.Millisecond,
 		ReadTimeout:    1500 * time.Millisecond,
@@ -175,11 +176,11 @@ func TestSplitCommandLine(t *testing.T) {
 	}
 }
 
-func atoi(t *testing.T, s string) int {
+func mustAtoi(t *testing.T, s string) int {
 	t.Helper()
-	var n int
-	for _, c := range s {
-		n = n*10 + int(c-'0')
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return n
 }
