@@ -49,7 +49,17 @@ func startRaw(t *testing.T, answer func(c net.Conn, s seen)) *rawBackend {
 		}
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -58,10 +68,18 @@ func startRaw(t *testing.T, answer func(c net.Conn, s seen)) *rawBackend {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+				}()
 				s, ok := readRequest(c)
 				if !ok {
 					return
@@ -209,7 +227,7 @@ func serve(t *testing.T, h http.Handler) string {
 // newProxy builds a proxy with a silent logger unless opts set one.
 func newProxy(t *testing.T, backends []string, opts ...Option) *ReverseProxy {
 	t.Helper()
-	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	opts = append([]Option{WithLogger(discard())}, opts...)
 	p, err := New(backends, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -266,3 +284,5 @@ func rawExchange(t *testing.T, addr, request string, d time.Duration) string {
 	b, _ := io.ReadAll(c)
 	return string(b)
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

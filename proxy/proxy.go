@@ -336,8 +336,13 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 	}
 	w.WriteHeader(res.StatusCode)
 	o.status = res.StatusCode
+	// Send the head now rather than with the first body bytes: a client of
+	// a slow or long-polling backend learns the status as soon as the proxy
+	// does.
+	rc := http.NewResponseController(w)
+	rc.Flush()
 
-	if err := copyBody(w, res.Body); err != nil {
+	if err := copyBody(w, rc, res.Body); err != nil {
 		// Headers are gone; the only honest signal left is to cut the
 		// connection so the client cannot take a partial body for a whole
 		// one (a chunked response would otherwise get its last chunk).
@@ -397,11 +402,10 @@ var errClientWrite = errors.New("writing to client")
 // copyBody streams the body with a fixed buffer, flushing after each write
 // so that the client sees data as soon as the backend sends it (a gap in the
 // backend's body is a gap for the client, not a stall in a buffer).
-func copyBody(w http.ResponseWriter, body io.Reader) error {
+func copyBody(w io.Writer, rc *http.ResponseController, body io.Reader) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(w)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
