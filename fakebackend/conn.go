@@ -91,15 +91,13 @@ func (c *conn) serve(resetFirst bool) {
 		// Wait for the first byte of a request before reading the clock:
 		// At is when the request began to arrive, not when we began to wait.
 		if _, err := c.br.Peek(1); err != nil {
-			c.nc.Close()
-			c.closed(closedByPeer, false)
+			c.gone()
 			return
 		}
 		at := time.Now()
 		var m message
 		if err := c.p.readHead(&m); err != nil {
-			c.nc.Close()
-			c.closed(closedByPeer, false)
+			c.gone()
 			return
 		}
 		b := c.srv.next()
@@ -115,8 +113,7 @@ func (c *conn) serve(resetFirst bool) {
 		c.seq++
 		req := c.record(&m, at)
 		if m.incomplete {
-			c.nc.Close()
-			c.closed(closedByPeer, false)
+			c.gone()
 			return
 		}
 		if m.status != 0 {
@@ -134,11 +131,9 @@ func (c *conn) serve(resetFirst bool) {
 			c.closed(closedByBackend, false)
 		case hangConn:
 			c.hang()
-			c.nc.Close()
-			c.closed(closedByPeer, false)
+			c.gone()
 		case failed:
-			c.nc.Close()
-			c.closed(closedByPeer, false)
+			c.gone()
 		}
 		return
 	}
@@ -164,6 +159,12 @@ func (c *conn) record(m *message, at time.Time) *Request {
 	}
 	c.srv.rec.add(c.epoch, r, !m.incomplete)
 	return r
+}
+
+// gone closes a connection the peer ended (or the backend shut down).
+func (c *conn) gone() {
+	c.nc.Close()
+	c.closed(closedByPeer, false)
 }
 
 // closed records the end of the connection; a shutdown overrides by.
