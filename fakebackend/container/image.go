@@ -1,8 +1,11 @@
 package container
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,9 +13,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
 
 // commandPackage is the binary every backend container runs. Building it by
@@ -30,86 +33,130 @@ COPY proxyspec /proxyspec
 ENTRYPOINT ["/proxyspec"]
 `
 
-// buildImage builds the run's image from binary, or from a fresh static build
-// of commandPackage when binary is empty.
+// buildImage builds the run's image around binary, or around a static build
+// of commandPackage when binary is empty. The build context is made in
+// memory and sent straight to the engine: through testcontainers' builder
+// the same build took about four times as long (7.5 s against 2 s here).
 func (r *Run) buildImage(ctx context.Context, binary string) error {
-	dir, err := os.MkdirTemp("", "proxyspec-image-")
+	bin, err := r.binary(ctx, binary)
 	if err != nil {
-		return fmt.Errorf("container: image context: %w", err)
+		return err
 	}
-	defer os.RemoveAll(dir)
-
-	dst := filepath.Join(dir, "proxyspec")
-	if binary == "" {
-		if err := r.built(ctx, dst); err != nil {
-			return err
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"proxyspec", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
+			return fmt.Errorf("container: image context: %w", err)
 		}
-	} else if err := copyFile(dst, binary); err != nil {
-		return fmt.Errorf("container: binary %s: %w", binary, err)
+		if _, err := tw.Write(f.data); err != nil {
+			return fmt.Errorf("container: image context: %w", err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+	if err := tw.Close(); err != nil {
 		return fmt.Errorf("container: image context: %w", err)
 	}
 
-	req := testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
-		Context:        dir,
-		Repo:           imageRepo,
-		Tag:            r.id,
-		BuildLogWriter: io.Discard,
-		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
-			o.Labels = r.labels(nil)
-			o.Remove, o.ForceRemove = true, true // no intermediate containers left behind
-		},
-	}}
-	if _, err := r.provider.BuildImage(ctx, &req); err != nil {
+	res, err := r.docker.ImageBuild(ctx, &tarball, client.ImageBuildOptions{
+		Tags:        []string{r.image},
+		Labels:      r.labels(nil),
+		Remove:      true, // no intermediate containers left behind,
+		ForceRemove: true, // not even of a failed step
+	})
+	if err != nil {
+		return fmt.Errorf("container: build image %s: %w", r.image, err)
+	}
+	defer res.Body.Close()
+	if err := buildOutcome(res.Body); err != nil {
 		return fmt.Errorf("container: build image %s: %w", r.image, err)
 	}
 	return nil
 }
 
-// built writes to dst the binary built for this process's first run: the
-// sources do not change under a running process, and a second build of the
-// same binary, cached or not, costs seconds of linking.
-func (r *Run) built(ctx context.Context, dst string) error {
-	binMu.Lock()
-	defer binMu.Unlock()
-	if bin == nil {
-		if err := r.goBuild(ctx, dst); err != nil {
-			return err
+// buildOutcome reads a build's progress stream to its end. A failed build
+// still answers 200: its error is a message in the stream.
+func buildOutcome(stream io.Reader) error {
+	dec := json.NewDecoder(stream)
+	for {
+		var msg struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
 		}
-		b, err := os.ReadFile(dst)
-		if err != nil {
-			return fmt.Errorf("container: read built binary: %w", err)
+		switch err := dec.Decode(&msg); {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading the build output: %w", err)
+		case msg.ErrorDetail.Message != "":
+			return errors.New(msg.ErrorDetail.Message)
+		case msg.Error != "":
+			return errors.New(msg.Error)
 		}
-		bin = b
-		return nil
 	}
-	return os.WriteFile(dst, bin, 0o755)
 }
 
-// bin is the binary built for the first run of this process; binMu
+// binary returns the proxyspec binary to put in the image: the file at path,
+// or else the one built for this process's first run — the sources do not
+// change under a running process, and even a cached build costs seconds of
+// linking.
+func (r *Run) binary(ctx context.Context, path string) ([]byte, error) {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("container: binary: %w", err)
+		}
+		return b, nil
+	}
+	built.Lock()
+	defer built.Unlock()
+	if built.bin == nil {
+		b, err := r.goBuild(ctx)
+		if err != nil {
+			return nil, err
+		}
+		built.bin = b
+	}
+	return built.bin, nil
+}
+
+// built is the binary built for the first run of this process; its lock
 // serialises builds, so concurrent first runs build once.
-var (
-	binMu sync.Mutex
-	bin   []byte
-)
+var built struct {
+	sync.Mutex
+	bin []byte
+}
 
 // goBuild builds a static binary for the engine's platform: a scratch image
 // has no libc, and the engine may run another architecture than this host
 // (Docker Desktop on arm64 Macs, say).
-func (r *Run) goBuild(ctx context.Context, dst string) error {
+func (r *Run) goBuild(ctx context.Context) ([]byte, error) {
 	arch := runtime.GOARCH
 	if info, err := r.docker.Info(ctx, client.InfoOptions{}); err == nil {
 		arch = goArch(info.Info.Architecture, arch)
 	}
+	dir, err := os.MkdirTemp("", "proxyspec-build-")
+	if err != nil {
+		return nil, fmt.Errorf("container: go build: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	dst := filepath.Join(dir, "proxyspec")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", dst, commandPackage)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("container: go build %s for linux/%s: %w\n%s", commandPackage, arch, err, out.Bytes())
+		return nil, fmt.Errorf("container: go build %s for linux/%s: %w\n%s", commandPackage, arch, err, out.Bytes())
 	}
-	return nil
+	b, err := os.ReadFile(dst)
+	if err != nil {
+		return nil, fmt.Errorf("container: go build: %w", err)
+	}
+	return b, nil
 }
 
 // goArch maps an engine's architecture, as `uname -m` says it, to GOARCH.
@@ -125,21 +172,4 @@ func goArch(machine, fallback string) string {
 		return machine
 	}
 	return fallback
-}
-
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
