@@ -1,0 +1,175 @@
+package mutant
+
+import (
+	"net/http"
+
+	"github.com/proxyspec/proxyspec/conformance"
+	"github.com/proxyspec/proxyspec/proxy"
+)
+
+// table is every mutant. Each entry changes one thing; where a mutant needs
+// to know the client's request, its transport reads the exchange that the
+// handler wrapper put in the request context.
+var table = []Mutant{
+	// Request header rules.
+	{
+		Name:   "forward-connection",
+		Defect: "forwards the client's Connection field to the backend",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
+			restore(out, x, "Connection")
+		})}),
+	},
+	{
+		Name:   "keep-connection-listed",
+		Defect: "strips only the fixed hop-by-hop list: fields the client names in Connection reach the backend",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
+			for _, name := range connectionOptions(x.in) {
+				if !isFixedHopByHop(name) {
+					restore(out, x, name)
+				}
+			}
+		})}),
+	},
+	{
+		Name:   "leak-proxy-authorization",
+		Defect: "forwards the client's Proxy-Authorization to the backend",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
+			restore(out, x, "Proxy-Authorization")
+		})}),
+	},
+	{
+		Name:   "host-kept",
+		Defect: "sends the client's Host to the backend instead of the backend's",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
+			out.Host = x.host
+		})}),
+	},
+	{
+		Name:   "xff-replaced",
+		Defect: "overwrites an incoming X-Forwarded-For with the client's IP instead of appending it",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			if vv := out.Header.Values("X-Forwarded-For"); len(vv) > 0 {
+				out.Header.Set("X-Forwarded-For", lastElement(vv))
+			}
+		})}),
+	},
+	{
+		Name:   "xff-missing",
+		Defect: "sends no X-Forwarded-For",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			out.Header.Del("X-Forwarded-For")
+		})}),
+	},
+	{
+		Name:   "via-missing",
+		Defect: "sends no Via",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			out.Header.Del("Via")
+		})}),
+	},
+	{
+		Name:   "query-dropped",
+		Defect: "forwards the request target without its query",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			out.URL.RawQuery, out.URL.ForceQuery = "", false
+		})}),
+	},
+	{
+		Name:   "keep-alive-upstream",
+		Defect: "keeps upstream connections open and reuses them, without Connection: close",
+		build:  func(conformance.Topology) parts { return pooled() },
+	},
+
+	// Response rules.
+	{
+		Name:   "no-response-stripping",
+		Defect: "relays the backend's hop-by-hop response fields (all but framing) to the client",
+		build: fixed(parts{handler: editResponse(func(code int, h http.Header, x *exchange) int {
+			if code < 200 {
+				return code
+			}
+			for k, vv := range x.upstreamHeader() {
+				if _, ok := h[k]; !ok && !framing(k) {
+					h[k] = vv
+				}
+			}
+			return code
+		})}),
+	},
+	{
+		Name:   "informational-dropped",
+		Defect: "drops the backend's 1xx responses instead of relaying them",
+		build: fixed(parts{handler: editResponse(func(code int, _ http.Header, _ *exchange) int {
+			if code < 200 {
+				return 0
+			}
+			return code
+		})}),
+	},
+	{
+		Name:   "status-503",
+		Defect: "answers 503 instead of 502 when no backend answered",
+		build: fixed(parts{handler: editResponse(func(code int, _ http.Header, x *exchange) int {
+			if code == http.StatusBadGateway && x.upstreamHeader() == nil {
+				return http.StatusServiceUnavailable
+			}
+			return code
+		})}),
+	},
+	{
+		Name:   "truncation-hidden",
+		Defect: "ends a response cut short by its backend as if it were complete (recovers the abort)",
+		build:  fixed(parts{handler: hideAbort}),
+	},
+
+	// Selection, failover, timeouts, prefix.
+	{
+		Name:   "no-failover",
+		Defect: "answers 502 as soon as one attempt fails, without trying the next backend",
+		build: fixed(parts{transport: func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
+				x := exchangeOf(out.Context())
+				x.mu.Lock()
+				failed := x.failed
+				x.mu.Unlock()
+				if failed {
+					return nil, errNoFailover
+				}
+				return next.RoundTrip(out)
+			})
+		}}),
+	},
+	{
+		Name:   "post-replayed",
+		Defect: "sends a non-idempotent request again to the next backend after one failed with the request written",
+		build:  replayed,
+	},
+	{
+		Name:   "skewed-round-robin",
+		Defect: "starts every other request at the first backend, round-robin for the rest",
+		build: func(conformance.Topology) parts {
+			// A counter per proxy, as the reference's RoundRobin.
+			return parts{opts: []proxy.Option{proxy.WithStrategy(new(skewed))}}
+		},
+	},
+	{
+		Name:   "read-timeout-ignored",
+		Defect: "waits for a backend's response for the default 30 s, not the configured read timeout",
+		build:  fixed(parts{opts: []proxy.Option{proxy.WithReadTimeout(proxy.DefaultReadTimeout)}}),
+	},
+	{
+		Name:   "connect-timeout-ignored",
+		Defect: "waits for a connection for the default 5 s, not the configured connect timeout",
+		build:  fixed(parts{opts: []proxy.Option{proxy.WithConnectTimeout(proxy.DefaultConnectTimeout)}}),
+	},
+	{
+		Name:   "prefix-ignored",
+		Defect: "proxies every request, whatever the configured path prefix",
+		build:  fixed(parts{opts: []proxy.Option{proxy.WithPathPrefix("")}}),
+	},
+}
+
+// fixed is a build that does not depend on the topology.
+func fixed(p parts) func(conformance.Topology) parts {
+	return func(conformance.Topology) parts { return p }
+}
