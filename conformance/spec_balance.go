@@ -1,10 +1,15 @@
 package conformance
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -55,11 +60,14 @@ func init() {
 	})
 }
 
-// spread sends n GETs of target to the proxy, each on a fresh connection,
-// at most workers at a time, and counts the backend that answered each.
-// Every response must be a 200 naming one backend of the topology; the
-// first that is not fails the spec, and only it (and the first exchange)
-// is kept as evidence, so that thousands of requests do not bloat a report.
+// spread sends n GETs of target to the proxy, at most workers at a time,
+// and counts the backend that answered each. Each worker keeps its client
+// connection open across requests (HTTP/1.1 persistence, RFC 9112 §9.3):
+// thousands of requests on fresh connections would leave thousands of
+// sockets in TIME_WAIT on a machine that runs other suites too. Every
+// response must be a 200 naming one backend of the topology; the first
+// that is not fails the spec, and only it (and the first exchange) is kept
+// as evidence, so that thousands of requests do not bloat a report.
 func (e *Env) spread(target string, n, workers int) map[string]int {
 	ginkgo.GinkgoHelper()
 	e.mustBeStarted()
@@ -75,8 +83,10 @@ func (e *Env) spread(target string, n, workers int) map[string]int {
 	)
 	for range min(workers, n) {
 		wg.Go(func() {
+			s := &session{addr: e.Proxy, dialTimeout: e.Within(e.topo.ConnectTimeout), timeout: e.ResponseTimeout()}
+			defer s.close()
 			for next.Add(1) <= int64(n) {
-				x := exchange(e.Proxy, raw, e.Within(e.topo.ConnectTimeout), e.ResponseTimeout())
+				x := s.do(raw)
 				name, err := backendOf(e, x)
 				switch {
 				case x.Err != nil:
@@ -120,6 +130,80 @@ func (e *Env) spread(target string, n, workers int) map[string]int {
 		ginkgo.Fail(fmt.Sprintf("GET %s through the proxy, request %d of %d (%d at a time): %v", target, total+1, n, workers, why))
 	}
 	return counts
+}
+
+// session is one client connection to the proxy, kept open across
+// requests, one request at a time; it redials when the proxy closes it.
+type session struct {
+	addr        string
+	dialTimeout time.Duration
+	timeout     time.Duration // per exchange
+
+	conn net.Conn
+	br   *bufio.Reader
+	raw  bytes.Buffer // bytes read for the current exchange
+}
+
+// do sends req and reads its response. A request sent on a connection that
+// had carried earlier ones, and that got no byte of answer, is sent once
+// more on a new connection: the proxy may close an idle persistent
+// connection just as a request goes out, and a client may then retry an
+// idempotent request (RFC 9112 §9.3.1, RFC 9110 §9.2.2).
+func (s *session) do(req []byte) *Exchange {
+	reused := s.conn != nil
+	x := s.exchange(req)
+	if x.Err != nil && reused && len(x.Raw) == 0 {
+		x = s.exchange(req)
+	}
+	return x
+}
+
+func (s *session) exchange(req []byte) *Exchange {
+	x := &Exchange{Request: req}
+	start := time.Now()
+	defer func() { x.Took = time.Since(start) }()
+	fail := func(err error) *Exchange {
+		x.Err = err
+		x.Raw = bytes.Clone(s.raw.Bytes())
+		s.close()
+		return x
+	}
+	if s.conn == nil {
+		c, err := net.DialTimeout("tcp", s.addr, s.dialTimeout)
+		if err != nil {
+			x.Err = fmt.Errorf("dial %s: %w", s.addr, err)
+			return x
+		}
+		s.conn = c
+		s.br = bufio.NewReader(io.TeeReader(c, &s.raw))
+	}
+	s.raw.Reset()
+	if err := s.conn.SetDeadline(start.Add(s.timeout)); err != nil {
+		return fail(fmt.Errorf("set deadline: %w", err))
+	}
+	if _, err := s.conn.Write(req); err != nil {
+		return fail(fmt.Errorf("writing the request: %w", err))
+	}
+	resp, err := http.ReadResponse(s.br, &http.Request{Method: requestMethod(req)})
+	if err != nil {
+		return fail(fmt.Errorf("reading response: %w", err))
+	}
+	x.Response = resp
+	if x.Body, err = io.ReadAll(resp.Body); err != nil {
+		return fail(fmt.Errorf("reading response body (%d bytes read): %w", len(x.Body), err))
+	}
+	x.Raw = bytes.Clone(s.raw.Bytes())
+	if resp.Close {
+		s.close()
+	}
+	return x
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn, s.br = nil, nil
+	}
 }
 
 // backendNames are the topology's backend names, in order.
