@@ -110,6 +110,11 @@ func splitHostPort(hp string) (string, int, error) {
 		if err != nil || !addr.Is6() {
 			return "", 0, fmt.Errorf("%w: %q", errBadIPv6, host)
 		}
+		// The zone goes into the Host header too: only RFC 6874's unreserved
+		// characters, or net/http refuses every request to this backend.
+		if z := addr.Zone(); z != "" && !validHostname(strings.ReplaceAll(z, "~", "")) {
+			return "", 0, fmt.Errorf("%w: zone %q", errBadIPv6, z)
+		}
 		host = addr.String()
 	} else {
 		host = hp

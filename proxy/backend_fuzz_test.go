@@ -56,7 +56,14 @@ func FuzzParseBackend(f *testing.F) {
 		if want := strings.TrimSuffix(b.addr, ":80"); b.host != want {
 			t.Fatalf("parseBackend(%q): Host %q, want %q (addr %q)", s, b.host, want, b.addr)
 		}
-		for _, again := range []string{b.addr, "http://" + b.addr, "h2://" + b.host + "/"} {
+		// A zone is written %25 in a URL (RFC 6874); the dial address carries
+		// it raw, which is ambiguous to read back ("%25" could be an escape),
+		// so zoned addresses are read back in URL form only.
+		forms := []string{b.addr, "http://" + b.addr, "h2://" + b.host + "/"}
+		if strings.Contains(b.addr, "%") {
+			forms = []string{"http://" + strings.Replace(b.addr, "%", "%25", 1)}
+		}
+		for _, again := range forms {
 			b2, err := parseBackend(again)
 			if err != nil {
 				t.Fatalf("parseBackend(%q) = %+v, but its form %q is rejected: %v", s, b, again, err)
