@@ -5,13 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/proxyspec/proxyspec/conformance"
-	"github.com/proxyspec/proxyspec/internal/reference"
+	"github.com/proxyspec/proxyspec/internal/peer"
 )
 
 func init() {
@@ -21,6 +20,7 @@ func init() {
 // runFlags are the flags of `proxyspec run`.
 type runFlags struct {
 	subjectCmd, subjectConfig, subjectImage, subjectLacks, subjectName string
+	builtin                                                            string
 	profile, labelFilter, focus, backends, reportJSON, junitReport     string
 	scenarios                                                          stringList
 	verbose                                                            bool
@@ -30,6 +30,7 @@ func runCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&f.builtin, "subject", "reference", "a builtin `subject`, in process: "+strings.Join(peer.Names(), ", "))
 	fs.StringVar(&f.subjectCmd, "subject-cmd", "", "run the proxy under test as this command (split shell-like; a template over the topology, see below)")
 	fs.StringVar(&f.subjectConfig, "subject-config", "", "a config `file` template rendered for --subject-cmd at each start, as {{.ConfigFile}}")
 	fs.StringVar(&f.subjectImage, "subject-image", "", "run the proxy under test from this Docker `image` (needs --backends containers)")
@@ -111,6 +112,9 @@ func (f runFlags) subject() (conformance.Subject, error) {
 	if f.subjectCmd != "" && f.subjectImage != "" {
 		return nil, fmt.Errorf("--subject-cmd and --subject-image are exclusive")
 	}
+	if f.builtin != "reference" && (f.subjectCmd != "" || f.subjectImage != "") {
+		return nil, fmt.Errorf("--subject %s and --subject-cmd or --subject-image are exclusive", f.builtin)
+	}
 	if f.subjectConfig != "" && f.subjectCmd == "" {
 		return nil, fmt.Errorf("--subject-config needs --subject-cmd")
 	}
@@ -129,15 +133,7 @@ func (f runFlags) subject() (conformance.Subject, error) {
 	case f.subjectImage != "":
 		return conformance.Container(f.subjectImage, lacks...), nil
 	}
-	name := f.subjectName
-	if name == "" {
-		name = "reference"
-	}
-	// The reference's logs are dropped: the evidence of each spec already
-	// holds what went over the wire.
-	return conformance.Handler(name, func(t conformance.Topology) (http.Handler, error) {
-		return reference.New(t, nil)
-	}, lacks...), nil
+	return peer.Subject(f.builtin, f.subjectName, lacks...)
 }
 
 // stringList is a repeatable string flag.
