@@ -66,11 +66,18 @@ func TestPlanFairnessIsSmallest(t *testing.T) {
 		if p.Power < 0.99 {
 			t.Errorf("k=%d: power %v at N=%d, want >= 0.99", k, p.Power, p.N)
 		}
-		lambda := noncentrality(SkewedShares(k, 0.05), p.N-1)
-		if below := NoncentralChiSquareSurvival(p.Critical, float64(k-1), lambda); below >= 0.99 {
+		if want := k <= exactMax; p.Exact != want {
+			t.Errorf("k=%d: Exact = %v, want %v", k, p.Exact, want)
+		}
+		shares := SkewedShares(k, 0.05)
+		below := NoncentralChiSquareSurvival(p.Critical, float64(k-1), noncentrality(shares, p.N-1))
+		if p.Exact {
+			below = multinomialRejection(p.N-1, shares, p.Critical)
+		}
+		if below >= 0.99 {
 			t.Errorf("k=%d: N-1=%d already has power %v: N is not the smallest", k, p.N-1, below)
 		}
-		t.Logf("k=%d: N=%d critical=%.3f power=%.5f", k, p.N, p.Critical, p.Power)
+		t.Logf("k=%d: N=%d critical=%.3f power=%.5f exact=%v", k, p.N, p.Critical, p.Power, p.Exact)
 	}
 	for _, bad := range []struct {
 		k                  int
@@ -79,6 +86,27 @@ func TestPlanFairnessIsSmallest(t *testing.T) {
 		if _, err := PlanFairness(bad.k, bad.alpha, bad.power, bad.skew); err == nil {
 			t.Errorf("PlanFairness%v: no error", bad)
 		}
+	}
+}
+
+// The exact sum agrees with the chi-square approximation where that is
+// good (a false-fail rate of 1e-6 at N = 5000) and with the normal closed
+// form for two backends.
+func TestMultinomialRejection(t *testing.T) {
+	crit := chiSquareCritical(2, 1e-6)
+	if got := multinomialRejection(5000, []float64{1. / 3, 1. / 3, 1. / 3}, crit); math.Abs(got-1e-6) > 0.02e-6 {
+		t.Errorf("exact false-fail rate at N=5000, k=3: %.4g, want 1e-6 within 2%%", got)
+	}
+	// Two backends: X² = (a-b)²/N, a ~ Binomial(N, p).
+	n, p := 4000, 0.53
+	crit1 := chiSquareCritical(1, 1e-3)
+	sd := math.Sqrt(float64(n) * p * (1 - p))
+	half := math.Sqrt(crit1*float64(n)) / 2 // |a - N/2| above this fails
+	z := func(a float64) float64 { return (a - float64(n)*p) / sd }
+	// Continuity-corrected normal approximation of the binomial tails.
+	want := distuv.UnitNormal.Survival(z(math.Floor(float64(n)/2+half)+0.5)) + distuv.UnitNormal.CDF(z(math.Ceil(float64(n)/2-half)-0.5))
+	if got := multinomialRejection(n, []float64{p, 1 - p}, crit1); math.Abs(got-want) > 0.005 {
+		t.Errorf("exact power for 2 backends: %.5f, normal approximation %.5f", got, want)
 	}
 }
 
@@ -115,10 +143,9 @@ func rejections(t *testing.T, rng *rand.Rand, p FairnessPlan, ps []float64, n, t
 	return float64(rejected) / float64(trials)
 }
 
-// The computed power and false-fail rate hold for simulated proxies: a
-// Monte Carlo check with a fixed seed (so the test is deterministic), with
-// a tolerance of 4 standard errors plus 0.01 for the chi-square
-// approximation itself.
+// The planned power and false-fail rate hold for simulated proxies: a
+// Monte Carlo check with a fixed seed (so the test is deterministic),
+// within 4 standard errors.
 func TestFairnessMonteCarlo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Monte Carlo")
@@ -127,30 +154,36 @@ func TestFairnessMonteCarlo(t *testing.T) {
 	const trials = 2000
 	within := func(name string, got, want float64) {
 		t.Helper()
-		tol := 4*math.Sqrt(want*(1-want)/trials) + 0.01
+		tol := 4 * math.Sqrt(want*(1-want)/trials)
 		if math.Abs(got-want) > tol {
 			t.Errorf("%s: simulated %.4f, computed %.4f (tolerance %.4f)", name, got, want, tol)
 		} else {
 			t.Logf("%s: simulated %.4f, computed %.4f", name, got, want)
 		}
 	}
+	skewed := SkewedShares(3, 0.05)
+
+	// The plan itself: a 5-point skew is caught at least 99% of the time.
 	plan, err := PlanFairness(3, 1e-6, 0.99, 0.05)
 	if err != nil {
 		t.Fatal(err)
 	}
-	skewed := SkewedShares(3, 0.05)
-
-	// The plan itself: a 5-point skew is caught at least 99% of the time.
 	within("power of the plan", rejections(t, rng, plan, skewed, plan.N, trials), plan.Power)
 
-	// Where power is mid-range the simulation is most sensitive to an error
-	// in the noncentral distribution: take a looser alpha and the N that
-	// gives power about one half.
+	// Where power is mid-range the simulation is most sensitive to an
+	// error in the computation: a looser alpha, power about one half.
 	mid, err := PlanFairness(3, 1e-3, 0.5, 0.05)
 	if err != nil {
 		t.Fatal(err)
 	}
 	within("mid-range power", rejections(t, rng, mid, skewed, mid.N, trials), mid.Power)
+
+	// With five backends the power is the noncentral chi-square's.
+	five, err := PlanFairness(5, 1e-3, 0.5, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within("mid-range power, five backends", rejections(t, rng, five, SkewedShares(5, 0.05), five.N, trials), five.Power)
 
 	// A fair proxy fails at rate alpha (alpha large enough to simulate).
 	null, err := PlanFairness(3, 0.05, 0.99, 0.05)
