@@ -138,6 +138,14 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			slog.Duration("duration", time.Since(start)))
 	}()
 
+	if !asciiTarget(r.RequestURI) {
+		// net/http accepts bytes above 0x7f in the request-target; RFC 9112
+		// §3.2 does not, and forwarding them would send the backend an
+		// invalid request line. §3.2 allows answering 400.
+		plainText(w, http.StatusBadRequest, "400 Bad Request")
+		o.status = http.StatusBadRequest
+		return
+	}
 	if r.Method == http.MethodConnect {
 		// A reverse proxy has no tunnels to open; CONNECT is a method it knows
 		// and never supports (RFC 9110 §9.3.6, §15.5.6).
@@ -189,6 +197,17 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	badGateway(w)
 	o.status = http.StatusBadGateway
+}
+
+// asciiTarget reports whether a request-target read from the wire is
+// visible ASCII; an in-process request has none ("").
+func asciiTarget(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // allowed is the Allow value sent with the 405 for CONNECT: the methods of
