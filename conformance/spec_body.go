@@ -277,3 +277,64 @@ func chunk(body string, seed uint64) string {
 }
 
 func digest(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+func init() {
+	addGroup("truncation", func(s *Suite) {
+		Table(s, Meta{
+			Level:    MUST,
+			Source:   "RFC 9112 §8: a message whose connection closes before its framing says it ends is incomplete; a proxy that has sent the head can only signal it by ending the connection before the promised length (RFC 9112 §6.3, §7.1); seed §502 Bad Gateway",
+			Profiles: []Profile{ProfileSeed, ProfileRFC9110},
+		}, truncated,
+			Entry(Meta{ID: "truncation/content-length", Title: "when the backend closes mid-body, the client never gets a complete response: the connection ends before the Content-Length"},
+				fakebackend.Behaviour{Fault: fakebackend.CloseMidBody}),
+			Entry(Meta{ID: "truncation/chunked", Title: "when the backend closes before the last chunk, the client never gets the last chunk"},
+				fakebackend.Behaviour{Fault: fakebackend.CloseMidBody, Framing: "chunked", ChunkSize: 4 << 10}),
+			Entry(Meta{ID: "truncation/reset", Title: "when the backend resets the connection mid-body, the client never gets a complete response"},
+				fakebackend.Behaviour{Fault: fakebackend.ResetMidBody}),
+			Entry(Meta{ID: "truncation/after-headers", Title: "when the backend closes right after a head promising a body, the client never gets a complete 200"},
+				fakebackend.Behaviour{Fault: fakebackend.CloseAfterHeaders}),
+		)
+	})
+}
+
+// truncated makes the backend break off its response as b says and checks
+// that the client cannot take what it got for the whole response: it got a
+// gateway error, or nothing, or a 200 whose body ends before its framing
+// does with the bytes the backend sent.
+func truncated(e *Env, b fakebackend.Behaviour) {
+	e.Start(TopologyRequest{Backends: 1})
+	body := randomText(7, 64<<10)
+	b.Body = &body
+	e.SetDefault("a", b)
+
+	st := e.sendToClose(RawRequest(http.MethodGet, "/truncation", e.Proxy, nil, ""))
+
+	if e.Profile() == ProfileSeed {
+		// The reference cuts the connection as soon as the backend fails.
+		Expect(st.closed()).To(BeTrue(), "the proxy left the client waiting instead of closing the connection: %v", st.end)
+	}
+	if len(st.finals) == 0 {
+		return // the connection ended before any response: nothing to mistake
+	}
+	r := st.finals[0]
+	if isGatewayError(r.StatusCode) {
+		Expect(st.complete(0)).To(Succeed(), "the gateway error the client got")
+		return
+	}
+	Expect(r.StatusCode).To(Equal(http.StatusOK), "status the client got: the backend's 200 or a gateway error")
+	Expect(st.complete(0)).NotTo(Succeed(), "the client got a complete response (%d bytes of content, %s) although the backend sent only part of its %d bytes",
+		len(st.bodies[0]), framingOf(st.finalHead(0)), len(body))
+	Expect(body).To(HavePrefix(string(st.bodies[0])), "the partial content the client got is not the start of the backend's")
+	Expect(st.finals).To(HaveLen(1), "responses on the connection")
+}
+
+// framingOf describes how a response head delimits its body, for messages.
+func framingOf(head []fakebackend.Field) string {
+	if te := fieldValues(head, "Transfer-Encoding"); len(te) > 0 {
+		return "Transfer-Encoding: " + strings.Join(te, ", ")
+	}
+	if cl := fieldValues(head, "Content-Length"); len(cl) > 0 {
+		return "Content-Length: " + strings.Join(cl, ", ")
+	}
+	return "delimited by the close"
+}
