@@ -146,6 +146,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 		o.status = http.StatusBadRequest
 		return
 	}
+	closeAfterChunked(w, r)
 	if r.Method == http.MethodConnect {
 		// A reverse proxy has no tunnels to open; CONNECT is a method it knows
 		// and never supports (RFC 9110 §9.3.6, §15.5.6).
@@ -319,6 +320,7 @@ func informational(w http.ResponseWriter, r *http.Request, code int, h http.Head
 	h = h.Clone()
 	removeHopByHop(h)
 	dst := w.Header()
+	clear(dst) // only the proxy's own Connection: close, meant for the final response
 	for k, vv := range h {
 		dst[k] = vv
 	}
@@ -326,6 +328,20 @@ func informational(w http.ResponseWriter, r *http.Request, code int, h http.Head
 	// The server writes the header map with each 1xx but keeps it: clear it
 	// so that these fields do not leak into the final response.
 	clear(dst)
+	closeAfterChunked(w, r)
+}
+
+// closeAfterChunked makes the server close the client connection after the
+// response to a request with a chunked body. RFC 9112 §6.1 requires closing
+// after a request that carried both Content-Length and Transfer-Encoding:
+// the bytes after the chunked body may be a request smuggled past a front
+// end that went by Content-Length. net/http drops that Content-Length before
+// the handler runs, so the two cannot be told apart here; closing after
+// every chunked request is the safe superset.
+func closeAfterChunked(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // respond forwards the backend's response and records it in o. When the
