@@ -95,7 +95,7 @@ func init() {
 			ID:       "timeouts/not-early",
 			Title:    "a backend answering well within the read timeout (a margin's fraction of it) is relayed",
 			Level:    MUST,
-			Source:   "seed §Timeouts: the read timeout is the configured one",
+			Source:   "seed §Timeouts: the read timeout is the configured one; so for any proxy that has a configurable read timeout (feature read-timeout)",
 			Profiles: []Profile{ProfileSeed, ProfileRFC9110},
 		}, func(e *Env) {
 			e.Start(TopologyRequest{Backends: 1, ShortRead: true})

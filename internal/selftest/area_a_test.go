@@ -54,6 +54,14 @@ var areaACases = []areaACase{
 		passed:  []string{"balance/statistical", "failover/post-not-replayed", "502/all-fail", "502/invalid-response", "502/no-leak", "timeouts/connect", "timeouts/read-header", "timeouts/read-body-gap", "timeouts/read-body-gap-chunked", "timeouts/not-early"},
 	},
 	{
+		name:    "reference-seed",
+		subject: func() conformance.Subject { return reference.Subject(nil) },
+		profile: conformance.ProfileSeed,
+		filter:  areaA,
+		all:     true,
+		passed:  []string{"round-robin/sequential", "round-robin/one-down", "round-robin/concurrent", "failover/refused", "failover/connect-timeout", "failover/reset", "failover/read-timeout", "failover/all-tried", "failover/post-not-replayed", "502/no-backends", "502/all-refused", "502/all-fail", "502/invalid-response", "502/no-leak", "timeouts/connect", "timeouts/read-header", "timeouts/read-body-gap", "timeouts/read-body-gap-chunked", "timeouts/not-early", "timeouts/read-gaps"},
+	},
+	{
 		// Random selection is fair but not round-robin: the exact specs
 		// catch it (false-pass probability <= 1e-6 each), the statistical
 		// one must not (false-fail probability 1e-6).
