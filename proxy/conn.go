@@ -24,13 +24,16 @@ type upstreamConn struct {
 	readTimeout time.Duration
 	armed       atomic.Bool
 	written     atomic.Int64
+	head        *connectionWatch
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
 	if c.armed.Load() {
 		c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.head.observe(p[:n])
+	return n, err
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
@@ -56,6 +59,6 @@ func dialer(connect, read time.Duration) func(ctx context.Context, network, addr
 		if err != nil {
 			return nil, err
 		}
-		return &upstreamConn{Conn: c, readTimeout: read}, nil
+		return &upstreamConn{Conn: c, readTimeout: read, head: newConnectionWatch()}, nil
 	}
 }

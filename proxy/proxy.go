@@ -356,6 +356,13 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 		o.status = http.StatusBadGateway
 		return
 	}
+	if c := a.conn.Load(); c != nil {
+		// net/http drops Connection when it says close: add back what the
+		// backend sent, so that the fields it names are removed too.
+		if v, ok := c.head.connection(); ok {
+			res.Header["Connection"] = append(res.Header["Connection"], v...)
+		}
+	}
 	removeHopByHop(res.Header)
 	h := w.Header()
 	for k, vv := range res.Header {
