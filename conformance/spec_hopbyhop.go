@@ -22,6 +22,9 @@ type hopCase struct {
 	option []string
 	// fields must not be passed on.
 	fields []string
+	// close makes the backend close its connection after answering, with
+	// Connection: close next to the case's lines (response direction).
+	close bool
 }
 
 func (c hopCase) lines(p Profile) []string {
@@ -173,6 +176,11 @@ func init() {
 			Entry(Meta{
 				ID: "hop-by-hop/response/connection-listed", Title: "does not forward a backend's Connection options or the fields they name",
 			}, hopCase{send: []string{"Connection: X-Hop-Option", "X-Hop-Option: secret"}, fields: []string{"X-Hop-Option"}}),
+			// net/http deletes a response's Connection when it says close,
+			// hiding the other options from a proxy built on it.
+			Entry(Meta{
+				ID: "hop-by-hop/response/connection-listed-close", Title: "does not forward the fields a backend's Connection names next to close",
+			}, hopCase{send: []string{"Connection: X-Hop-Option", "X-Hop-Option: secret"}, fields: []string{"X-Hop-Option"}, close: true}),
 			Entry(Meta{
 				ID: "hop-by-hop/response/keep-alive", Title: "does not forward a backend's Keep-Alive",
 				Source: "seed §Headers lists Keep-Alive; RFC 9110 §7.6.1 (the rfc9110 run names it in Connection: keep-alive)",
@@ -267,7 +275,7 @@ func requestHop(e *Env, c hopCase) {
 // while an end-to-end field did.
 func responseHop(e *Env, c hopCase) {
 	e.Start(TopologyRequest{Backends: 1})
-	e.SetDefault("a", fakebackend.Behaviour{Header: parseFields(c.lines(e.Profile()))})
+	e.SetDefault("a", fakebackend.Behaviour{Header: parseFields(c.lines(e.Profile())), Close: c.close})
 
 	x := e.Get("/hop-by-hop/response")
 
