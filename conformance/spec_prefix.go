@@ -8,8 +8,8 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// prefix is the path prefix every spec of this file configures.
-const prefix = "/api"
+// apiPrefix is the path prefix every spec of this file configures.
+const apiPrefix = "/api"
 
 func init() {
 	addGroup("prefix", func(s *Suite) {
@@ -22,7 +22,7 @@ func init() {
 			Source:   "seed §Selective proxying with path_prefix: requests under the prefix are proxied",
 			Profiles: both,
 		}, func(e *Env) {
-			e.Start(TopologyRequest{Backends: 1, PathPrefix: prefix})
+			e.Start(TopologyRequest{Backends: 1, PathPrefix: apiPrefix})
 			targets := []string{"/api", "/api/", "/api/x", "/api/x/y", "/api?q=1"}
 
 			for _, t := range targets {
@@ -46,7 +46,7 @@ func init() {
 			Source:   "seed §Selective proxying with path_prefix: other requests are handled locally (the reference answers 404)",
 			Profiles: both,
 		}, func(e *Env) {
-			e.Start(TopologyRequest{Backends: 1, PathPrefix: prefix})
+			e.Start(TopologyRequest{Backends: 1, PathPrefix: apiPrefix})
 
 			// "/apix" shares the prefix's characters but not its segment.
 			for _, t := range []string{"/apix", "/apix/y", "/ap", "/", "/other", "/other/api"} {
@@ -66,7 +66,7 @@ func init() {
 			Source:   "seed §Selective proxying with path_prefix; RFC 9110 §7.7: a proxy must not modify the absolute-path of the target",
 			Profiles: both,
 		}, func(e *Env) {
-			e.Start(TopologyRequest{Backends: 1, PathPrefix: prefix})
+			e.Start(TopologyRequest{Backends: 1, PathPrefix: apiPrefix})
 
 			x := e.Get("/api/x/y")
 
@@ -83,7 +83,7 @@ func init() {
 			Source:   "RFC 9110 §7.7: a proxy must not modify the query of the target; seed §Selective proxying with path_prefix",
 			Profiles: both,
 		}, func(e *Env) {
-			e.Start(TopologyRequest{Backends: 1, PathPrefix: prefix})
+			e.Start(TopologyRequest{Backends: 1, PathPrefix: apiPrefix})
 			const target = "/api/search?q=a%20b+c&x=1&x=2&empty=&flag&path=%2Fapi%2F..%2F"
 
 			x := e.Get(target)
@@ -101,7 +101,7 @@ func init() {
 			Source:   "RFC 3986 §5.2.4, §6.2.2.3: dot segments are removed before a path is compared; RFC 9110 §4.2.3",
 			Profiles: both,
 		}, func(e *Env) {
-			e.Start(TopologyRequest{Backends: 1, PathPrefix: prefix})
+			e.Start(TopologyRequest{Backends: 1, PathPrefix: apiPrefix})
 			// Sent raw: a client library would resolve them itself.
 			targets := []string{"/api/../secret", "/api/./../secret", "/api/%2e%2e/secret", "/api/x/../../secret"}
 
@@ -112,8 +112,8 @@ func init() {
 			for _, r := range e.Received() {
 				p, _, _ := strings.Cut(r.Target, "?")
 				p = path.Clean("/" + strings.ReplaceAll(strings.ReplaceAll(p, "%2e", "."), "%2E", "."))
-				Expect(p == prefix || strings.HasPrefix(p, prefix+"/")).To(BeTrue(),
-					"backend %s received %s, which resolves to %s, outside %s", r.Backend, r.Target, p, prefix)
+				Expect(p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")).To(BeTrue(),
+					"backend %s received %s, which resolves to %s, outside %s", r.Backend, r.Target, p, apiPrefix)
 			}
 		})
 	})
