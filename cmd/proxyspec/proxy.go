@@ -26,9 +26,11 @@ func init() {
 }
 
 // The reference proxy's own server limits. Its handler streams, so there is
-// no overall read or write timeout: only the request head is bounded.
+// no overall read or write timeout: the request head is bounded as a whole,
+// the request body gap by gap (see bodyGapTimeout).
 const (
 	proxyReadHeaderTimeout = 10 * time.Second
+	proxyBodyGapTimeout    = 30 * time.Second
 	proxyIdleTimeout       = 2 * time.Minute
 	proxyMaxHeaderBytes    = 64 << 10
 	proxyShutdownGrace     = 10 * time.Second
@@ -41,6 +43,9 @@ type proxySettings struct {
 	prefix   string
 	connect  time.Duration
 	read     time.Duration
+	// Client-side limits: the whole request head, each gap in the body.
+	readHeader time.Duration
+	bodyGap    time.Duration
 }
 
 // runProxy serves the reference proxy until ctx ends, then shuts down
@@ -71,8 +76,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: proxyReadHeaderTimeout,
+		Handler:           bodyGapTimeout(p, s.bodyGap),
+		ReadHeaderTimeout: s.readHeader,
 		IdleTimeout:       proxyIdleTimeout,
 		MaxHeaderBytes:    proxyMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -112,8 +117,10 @@ func proxyConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.StringVar(&s.prefix, "path-prefix", "", "proxy only this `path` prefix; \"\" proxies everything (env PROXYSPEC_PATH_PREFIX)")
 	fs.DurationVar(&s.connect, "connect-timeout", proxy.DefaultConnectTimeout, "TCP connect timeout per attempt (env PROXYSPEC_CONNECT_TIMEOUT_MS)")
 	fs.DurationVar(&s.read, "read-timeout", proxy.DefaultReadTimeout, "wait for response headers and each body gap (env PROXYSPEC_READ_TIMEOUT_MS)")
+	fs.DurationVar(&s.readHeader, "client-header-timeout", proxyReadHeaderTimeout, "wait for a client's whole request head")
+	fs.DurationVar(&s.bodyGap, "client-body-timeout", proxyBodyGapTimeout, "wait for each part of a client's request body; 0 waits forever")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: proxyspec proxy [--listen ADDR] [--backend URL]... [--path-prefix P] [--connect-timeout D] [--read-timeout D]")
+		fmt.Fprintln(stderr, "usage: proxyspec proxy [--listen ADDR] [--backend URL]... [--path-prefix P] [--connect-timeout D] [--read-timeout D]\n       [--client-header-timeout D] [--client-body-timeout D]")
 		fmt.Fprintln(stderr, "\nServes the reference reverse proxy until SIGINT or SIGTERM. A flag not given")
 		fmt.Fprintln(stderr, "is read from its PROXYSPEC_* variable; an empty or unset variable, or a")
 		fmt.Fprintln(stderr, "timeout variable of 0, leaves the default.")
@@ -169,6 +176,12 @@ func proxyConfig(args []string, env func(string) (string, bool), stderr io.Write
 			return fail(fmt.Errorf("%s=%q: want a whole number of milliseconds", t.env, v))
 		}
 		*t.d = time.Duration(ms) * time.Millisecond
+	}
+	if s.readHeader <= 0 {
+		return fail(fmt.Errorf("--client-header-timeout %v: must be positive", s.readHeader))
+	}
+	if s.bodyGap < 0 {
+		return fail(fmt.Errorf("--client-body-timeout %v: must be 0 or positive", s.bodyGap))
 	}
 	if _, _, err := net.SplitHostPort(s.listen); err != nil {
 		return fail(fmt.Errorf("listen address %q: %w", s.listen, err))

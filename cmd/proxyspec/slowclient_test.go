@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxyspec/proxyspec/fakebackend"
+)
+
+// slowMargin multiplies a configured timeout into the longest a test waits
+// for it to fire.
+const slowMargin = 5
+
+func slowBackend(t *testing.T) *fakebackend.Server {
+	t.Helper()
+	be, err := fakebackend.Start("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// trickle writes the head of a request, then one more byte of it (a header
+// line or a body byte) every interval until the connection fails or stop
+// is closed.
+func trickle(c net.Conn, head, more string, interval time.Duration, stop <-chan struct{}) {
+	if _, err := io.WriteString(c, head); err != nil {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if _, err := io.WriteString(c, more); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// A client that sends its head a line at a time, never finishing it, is
+// disconnected after the header timeout, and no backend ever hears of it.
+func TestProxyCutsOffSlowHeaders(t *testing.T) {
+	be := slowBackend(t)
+	const timeout = 300 * time.Millisecond
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", be.URL(), "--client-header-timeout", timeout.String())
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(trickled)
+		trickle(c, "GET / HTTP/1.1\r\nHost: x\r\n", "X-Slow: 1\r\n", timeout/6, stop)
+	}()
+	c.SetReadDeadline(start.Add(slowMargin * timeout))
+	_, err = io.Copy(io.Discard, c)
+	elapsed := time.Since(start)
+	close(stop)
+	<-trickled
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a head trickled for %v was not cut off (header timeout %v)", elapsed, timeout)
+	}
+	if elapsed < timeout {
+		t.Errorf("cut off after %v, before the header timeout %v", elapsed, timeout)
+	}
+	st, err := be.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Connections != 0 {
+		t.Errorf("the backend got %d connections for a request whose head never ended", st.Connections)
+	}
+}
+
+// A client that stalls in the middle of its body is cut off after the
+// body gap timeout, and the backend connection the proxy opened to stream
+// the body is closed then, not held for as long as the client likes.
+func TestProxyCutsOffStalledBody(t *testing.T) {
+	be := slowBackend(t)
+	const gap = 300 * time.Millisecond
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", be.URL(), "--client-body-timeout", gap.String())
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	// The backend records the request once the proxy drops the upstream
+	// connection with the body incomplete.
+	ctx, cancel := context.WithTimeout(context.Background(), slowMargin*gap)
+	defer cancel()
+	reqs, err := be.WaitRequests(ctx, 1)
+	if err != nil {
+		t.Fatalf("the backend connection was still held %v after the client stalled (body gap timeout %v): %v", time.Since(start), gap, err)
+	}
+	if elapsed := time.Since(start); elapsed < gap {
+		t.Errorf("the body was cut after %v, before the gap timeout %v", elapsed, gap)
+	}
+	r := reqs[0]
+	if string(r.Body) != "0123456789" || !slices.ContainsFunc(r.Violations, func(v fakebackend.Violation) bool {
+		return v.Rule == fakebackend.RuleIncompleteBody
+	}) {
+		t.Errorf("backend got body %q with violations %+v, want the 10 bytes sent, incomplete", r.Body, r.Violations)
+	}
+	if err := awaitClosed(be, slowMargin*gap); err != nil {
+		t.Error(err)
+	}
+	// The client learns it too: the connection ends.
+	c.SetReadDeadline(time.Now().Add(slowMargin * gap))
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the stalled client's connection was left open")
+	}
+}
+
+// The bound is per gap: a body that keeps coming, each part well within
+// the gap timeout, goes through whole however long it takes in total.
+func TestProxyKeepsSlowButLiveBody(t *testing.T) {
+	be := slowBackend(t)
+	const gap = time.Second
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", be.URL(), "--client-body-timeout", gap.String())
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const parts = 8 // every gap/5: 1.6 times the gap in total
+	if _, err := io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(gap / 5)
+	defer tick.Stop()
+	for range parts {
+		<-tick.C
+		if _, err := io.WriteString(c, "x"); err != nil {
+			t.Fatalf("the proxy dropped a body arriving every %v (gap timeout %v): %v", gap/5, gap, err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(slowMargin * gap))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no response to a slow but live body: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d for a slow but live body", res.StatusCode)
+	}
+	reqs, err := be.Requests(context.Background())
+	if err != nil || len(reqs) != 1 || string(reqs[0].Body) != strings.Repeat("x", parts) {
+		t.Fatalf("backend got %+v (%v), want one request with the whole body", reqs, err)
+	}
+}
+
+// awaitClosed waits until every connection the backend accepted is closed.
+func awaitClosed(be *fakebackend.Server, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		conns, err := be.Conns(context.Background())
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(conns, func(c fakebackend.Conn) bool { return !c.Closed }) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("a backend connection was still open " + within.String() + " after the client stalled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
