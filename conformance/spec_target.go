@@ -98,7 +98,8 @@ func init() {
 			expectUntouched(e, decoy)
 		},
 			Entry(Meta{ID: "target/absolute-form", Title: "an absolute-form target never chooses the upstream: it goes to a configured backend, in origin-form, or is refused"}, "absolute"),
-			Entry(Meta{ID: "target/host-not-routed", Title: "a Host naming another server never chooses the upstream"}, "host"),
+			Entry(Meta{ID: "target/host-not-routed", Title: "a Host naming another server never chooses the upstream",
+				Source: "RFC 9110 §7.2: Host carries the target URI's authority, not a route; the topology names the only upstreams"}, "host"),
 		)
 
 		s.It(Meta{
