@@ -76,10 +76,25 @@
 // "//" cannot travel in Opaque, and net/http re-encodes it if it holds bytes
 // it would escape.
 //
+// A request-target with bytes outside visible ASCII, which net/http lets
+// through, is answered 400 Bad Request (RFC 9112 §3.2) rather than passed
+// on as an invalid request line.
+//
 // CONNECT is answered 405 Method Not Allowed with an Allow header: a
 // reverse proxy has no tunnel to offer (RFC 9110 §9.3.6, §15.5.6). Upgrade
 // being hop-by-hop, WebSocket and other protocol switches are not proxied; a
 // 101 from a backend is answered 502.
+//
+// After a request with a chunked body the client connection is closed.
+// RFC 9112 §6.1 requires it after a request carrying both Content-Length
+// and Transfer-Encoding (the bytes after the chunked body may be a smuggled
+// request); net/http drops such a Content-Length before the handler runs,
+// so the proxy closes after every chunked request, a safe superset.
+//
+// net/http also deletes a response's whole Connection field when it says
+// close, which every backend answering Connection: close may do; the proxy
+// watches the raw response head on its upstream connection so that the
+// other fields named there are still removed.
 //
 // Responses: the backend's fields minus hop-by-hop ones. net/http adds Date
 // when the backend sent none (RFC 9110 §6.6.1 asks a proxy to) and writes
