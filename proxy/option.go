@@ -28,6 +28,7 @@ type config struct {
 	readTimeout    time.Duration
 	logger         *slog.Logger
 	wrap           func(http.RoundTripper) http.RoundTripper
+	pooled         bool // WithPooledUpstream
 }
 
 // WithPathPrefix restricts proxying to a path prefix matched on segment

@@ -56,7 +56,7 @@ func New(backends []string, opts ...Option) (*ReverseProxy, error) {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	var rt http.RoundTripper = &http.Transport{
+	base := &http.Transport{
 		Proxy:       nil, // never an environment proxy: the backend list is the only route
 		DialContext: dialer(c.connectTimeout, c.readTimeout),
 		// One connection per request, announced with Connection: close, as
@@ -71,6 +71,10 @@ func New(backends []string, opts ...Option) (*ReverseProxy, error) {
 		ExpectContinueTimeout: time.Second,
 		// An empty map (not nil) turns HTTP/2 off: backends speak HTTP/1.1.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	var rt http.RoundTripper = base
+	if c.pooled {
+		rt = newPooledTransport(base)
 	}
 	if c.wrap != nil {
 		rt = c.wrap(rt)
