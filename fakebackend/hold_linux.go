@@ -89,10 +89,9 @@ func (h *portHold) bind(family int, sa syscall.Sockaddr, addr *net.TCPAddr, list
 func (h *portHold) fill(addr *net.TCPAddr) error {
 	target := *addr
 	if target.IP.IsUnspecified() {
-		target.IP = net.IPv6loopback
-		if addr.IP.To4() != nil {
-			target.IP = net.IPv4(127, 0, 0, 1)
-		}
+		// 127.0.0.1 reaches a "[::]" socket too (bind made it dual stack),
+		// and unlike ::1 it exists where IPv6 is off, as in most containers.
+		target.IP = net.IPv4(127, 0, 0, 1)
 	}
 	for range fillLimit {
 		full, err := h.queueFull()

@@ -33,13 +33,13 @@ func runCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.builtin, "subject", "reference", "a builtin `subject`, in process: "+strings.Join(peer.Names(), ", "))
 	fs.StringVar(&f.subjectCmd, "subject-cmd", "", "run the proxy under test as this command (split shell-like; a template over the topology, see below)")
 	fs.StringVar(&f.subjectConfig, "subject-config", "", "a config `file` template rendered for --subject-cmd at each start, as {{.ConfigFile}}")
-	fs.StringVar(&f.subjectImage, "subject-image", "", "run the proxy under test from this Docker `image` (needs --backends containers)")
+	fs.StringVar(&f.subjectImage, "subject-image", "", "run the proxy under test from this Docker `image`, on the network of container backends; 'self' is the kit's image running the reference")
 	fs.StringVar(&f.subjectLacks, "subject-lacks", "", "comma-separated `features` the proxy cannot express; specs needing them are 'not-supported'")
 	fs.StringVar(&f.subjectName, "subject-name", "", "the proxy's name in reports")
 	fs.StringVar(&f.profile, "profile", string(conformance.ProfileSeed), "`profile` to run: seed or rfc9110")
 	fs.StringVar(&f.labelFilter, "label-filter", "", "Ginkgo label `filter` on feature, level and profile labels, e.g. 'hop-by-hop && MUST'")
 	fs.StringVar(&f.focus, "focus", "", "run only the specs whose ID matches this `regexp`")
-	fs.StringVar(&f.backends, "backends", conformance.BackendsInProcess, "where fake backends run: inprocess or containers")
+	fs.StringVar(&f.backends, "backends", conformance.BackendsInProcess, "where fake backends run: inprocess or containers (the default with --subject-image)")
 	fs.Var(&f.scenarios, "scenarios", "a `dir` of scenario files to run with the built-in ones (repeatable)")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the JSON report to `file`")
 	fs.StringVar(&f.junitReport, "junit-report", "", "write a JUnit report to `file`")
@@ -66,6 +66,13 @@ and {{.ConfigFile}}. Example:
   proxyspec run --subject-cmd 'nginx -p {{.Dir}} -c {{.ConfigFile}}' \
     --subject-config ci/peers/nginx/config.tmpl --subject-lacks via
 
+With --backends containers the fake backends run in Docker containers (one
+image built FROM scratch around this binary, one private network; all of it
+removed at the end, also on SIGINT or SIGTERM). A --subject-image runs there
+too, one container per spec, reaching the backends as http://a:8080, ...;
+it listens on PROXYSPEC_LISTEN=0.0.0.0:8080. The image is never pulled.
+--subject-image self is the kit's own image running 'proxyspec proxy'.
+
 flags:
 `)
 		fs.PrintDefaults()
@@ -79,6 +86,16 @@ flags:
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "proxyspec run: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if f.subjectImage != "" {
+		explicit := false
+		fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "backends" })
+		if !explicit {
+			f.backends = conformance.BackendsContainers
+		} else if f.backends != conformance.BackendsContainers {
+			fmt.Fprintf(stderr, "proxyspec run: --subject-image needs --backends %s: a container cannot reach backends in this process\n", conformance.BackendsContainers)
+			return 2
+		}
 	}
 	subject, err := f.subject()
 	if err != nil {
@@ -131,7 +148,11 @@ func (f runFlags) subject() (conformance.Subject, error) {
 		}
 		return conformance.Command(c), nil
 	case f.subjectImage != "":
-		return conformance.Container(f.subjectImage, lacks...), nil
+		opts := []conformance.ContainerOption{conformance.ContainerLacks(lacks...)}
+		if f.subjectName != "" {
+			opts = append(opts, conformance.ContainerName(f.subjectName))
+		}
+		return conformance.Container(f.subjectImage, opts...), nil
 	}
 	return peer.Subject(f.builtin, f.subjectName, lacks...)
 }
