@@ -1,0 +1,323 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// kept is one request as a keep-alive backend received it: on which of its
+// connections (from 1, in accept order) and as which request on it (from 1).
+type kept struct {
+	conn, seq int
+	req       *http.Request
+	body      string
+}
+
+// keepBackend is a raw backend that serves several requests per connection
+// and lets the test answer each one, or end the connection instead.
+type keepBackend struct {
+	ln   net.Listener
+	reqs chan kept
+}
+
+// ok200 is a keep-alive answer.
+const ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+// startKeep starts a keep-alive backend. answer writes the response to k and
+// returns false to close the connection instead of reading another request.
+func startKeep(t *testing.T, answer func(c net.Conn, k kept) bool) *keepBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &keepBackend{ln: ln, reqs: make(chan kept, 64)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 1; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for seq := 1; ; seq++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body, err := io.ReadAll(req.Body)
+					if err != nil {
+						return
+					}
+					k := kept{conn: n, seq: seq, req: req, body: string(body)}
+					b.reqs <- k
+					if !answer(c, k) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return b
+}
+
+func (b *keepBackend) url() string { return "http://" + b.ln.Addr().String() }
+
+// next returns the next request the backend received, or fails after d.
+func (b *keepBackend) next(t *testing.T, d time.Duration) kept {
+	t.Helper()
+	select {
+	case k := <-b.reqs:
+		return k
+	case <-time.After(d):
+		t.Fatalf("backend %s got no request within %v", b.ln.Addr(), d)
+		return kept{}
+	}
+}
+
+// none asserts that the backend has received no request so far.
+func (b *keepBackend) none(t *testing.T) {
+	t.Helper()
+	select {
+	case k := <-b.reqs:
+		t.Fatalf("backend %s got an unexpected request: %s %s (conn %d, #%d)", b.ln.Addr(), k.req.Method, k.req.RequestURI, k.conn, k.seq)
+	default:
+	}
+}
+
+// pooledProxy serves a pooled proxy over backends, starting at the first.
+func pooledProxy(t *testing.T, backends ...string) string {
+	t.Helper()
+	p := newProxy(t, backends, WithPooledUpstream(), WithStrategy(fixed(0)))
+	t.Cleanup(p.CloseIdleConnections)
+	return serve(t, p)
+}
+
+const wait = 5 * time.Second
+
+func TestPooledReusesConnections(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   []Option
+		pooled bool
+	}{
+		{"seed", nil, false},
+		{"pooled", []Option{WithPooledUpstream()}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startKeep(t, func(c net.Conn, _ kept) bool {
+				io.WriteString(c, ok200)
+				return true
+			})
+			p := newProxy(t, []string{b.url()}, tc.opts...)
+			t.Cleanup(p.CloseIdleConnections)
+			url := serve(t, p)
+			const n = 5
+			for i := range n {
+				if res, body := get(t, url+"/x"); res.StatusCode != 200 || body != "ok" {
+					t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+				}
+			}
+			for i := range n {
+				k := b.next(t, wait)
+				if tc.pooled {
+					// One connection, kept: no Connection: close upstream.
+					if k.conn != 1 || k.seq != i+1 || k.req.Close || k.req.Header["Connection"] != nil {
+						t.Errorf("request %d: conn %d #%d, close %v, Connection %q; want conn 1 #%d, kept alive",
+							i, k.conn, k.seq, k.req.Close, k.req.Header["Connection"], i+1)
+					}
+				} else if k.conn != i+1 || k.seq != 1 || !k.req.Close {
+					t.Errorf("request %d: conn %d #%d, close %v; want a new connection per request with Connection: close",
+						i, k.conn, k.seq, k.req.Close)
+				}
+			}
+		})
+	}
+}
+
+// A backend that ends a kept connection after reading the second request on
+// it, without answering: the failure every pool meets when a backend closes
+// an idle connection as a request is sent on it.
+func dropsSecond(c net.Conn, k kept) bool {
+	if k.conn == 1 && k.seq == 2 {
+		return false
+	}
+	io.WriteString(c, ok200)
+	return true
+}
+
+func TestPooledReusedConnectionFailsAfterWrite(t *testing.T) {
+	for _, tc := range []struct {
+		method, body string
+		status       int
+		// Where the second request went: on a's kept connection, then
+		// maybe again on a new one to a, then maybe to b.
+		againOnA, toB bool
+	}{
+		// The transport resends a bodiless GET on a new connection.
+		{method: "GET", status: 200, againOnA: true},
+		// PUT and DELETE are idempotent: the proxy fails over to the next
+		// backend, unless the body it streamed is gone.
+		{method: "PUT", status: 200, toB: true},
+		{method: "DELETE", status: 200, toB: true},
+		{method: "PUT", body: "x", status: 502},
+		// POST was written and may have been acted upon: never resent.
+		{method: "POST", body: "x", status: 502},
+		{method: "POST", status: 502},
+	} {
+		t.Run(tc.method+" "+tc.body, func(t *testing.T) {
+			a := startKeep(t, dropsSecond)
+			b := startKeep(t, dropsSecond)
+			url := pooledProxy(t, a.url(), b.url())
+
+			if res, _ := get(t, url+"/first"); res.StatusCode != 200 {
+				t.Fatalf("first request: %d", res.StatusCode)
+			}
+			if k := a.next(t, wait); k.conn != 1 || k.seq != 1 {
+				t.Fatalf("first request on conn %d #%d", k.conn, k.seq)
+			}
+			res, _ := do(t, httptestRequest(t, tc.method, url+"/second", strings.NewReader(tc.body)))
+			if res.StatusCode != tc.status {
+				t.Errorf("%s on a reused connection that failed after the write: %d, want %d", tc.method, res.StatusCode, tc.status)
+			}
+			if k := a.next(t, wait); k.conn != 1 || k.seq != 2 || k.req.Method != tc.method || k.body != tc.body {
+				t.Fatalf("second request on a: %s %q on conn %d #%d, want the kept connection", k.req.Method, k.body, k.conn, k.seq)
+			}
+			if tc.againOnA {
+				if k := a.next(t, wait); k.conn != 2 || k.req.Method != tc.method {
+					t.Errorf("resent %s on a's conn %d, want a new connection", k.req.Method, k.conn)
+				}
+			}
+			if tc.toB {
+				if k := b.next(t, wait); k.req.Method != tc.method || k.body != tc.body {
+					t.Errorf("b got %s %q, want the failed-over %s %q", k.req.Method, k.body, tc.method, tc.body)
+				}
+			}
+			a.none(t)
+			b.none(t)
+		})
+	}
+}
+
+// net/http's Transport would resend a POST carrying Idempotency-Key on a new
+// connection after a reused one failed; the pool does not offer it one.
+func TestPooledIdempotencyKeyPostNotPooled(t *testing.T) {
+	for _, key := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
+		t.Run(key, func(t *testing.T) {
+			a := startKeep(t, dropsSecond)
+			url := pooledProxy(t, a.url())
+			if res, _ := get(t, url+"/first"); res.StatusCode != 200 {
+				t.Fatalf("first request: %d", res.StatusCode)
+			}
+			a.next(t, wait)
+			req := httptestRequest(t, http.MethodPost, url+"/second", nil)
+			req.Header.Set(key, "k1")
+			if res, _ := do(t, req); res.StatusCode != 200 {
+				t.Errorf("POST with %s: %d, want 200 from a new connection", key, res.StatusCode)
+			}
+			if k := a.next(t, wait); k.conn != 2 || !k.req.Close {
+				t.Errorf("POST with %s on conn %d (close %v), want a new connection with Connection: close", key, k.conn, k.req.Close)
+			}
+			a.none(t)
+		})
+	}
+}
+
+// The Connection field of the response on a reused connection is read from
+// that response's own head, not the first one the connection carried.
+func TestPooledConnectionFieldPerResponse(t *testing.T) {
+	a := startKeep(t, func(c net.Conn, k kept) bool {
+		if k.seq == 1 {
+			io.WriteString(c, ok200)
+			return true
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: secret\r\nContent-Length: 2\r\n\r\nok")
+		return false
+	})
+	url := pooledProxy(t, a.url())
+	get(t, url+"/first")
+	res, _ := get(t, url+"/second")
+	if k := a.next(t, wait); k.seq != 1 {
+		t.Fatalf("first request #%d", k.seq)
+	}
+	if k := a.next(t, wait); k.conn != 1 || k.seq != 2 {
+		t.Fatalf("second request on conn %d #%d, want the kept connection", k.conn, k.seq)
+	}
+	if v, ok := res.Header["X-Hop"]; ok {
+		t.Errorf("X-Hop named by the backend's Connection reached the client: %q", v)
+	}
+}
+
+// renew gives a reused connection a clean slate: nothing written yet (the
+// failover rule depends on it), no read timeout until the request has been
+// written, and the response head watch ready for a new head.
+func TestPooledRenew(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	dc := &deadlineConn{Conn: client}
+	c := &upstreamConn{Conn: dc, readTimeout: time.Minute, head: newConnectionWatch()}
+	c.head.observe([]byte("HTTP/1.1 200 OK\r\nConnection: x\r\n\r\n"))
+	c.written.Store(100)
+	c.arm()
+
+	renew(httptrace.GotConnInfo{Conn: c, Reused: false})
+	if c.written.Load() != 100 || !c.armed.Load() || dc.read.IsZero() {
+		t.Fatal("renew changed a new connection")
+	}
+	renew(httptrace.GotConnInfo{Conn: c, Reused: true})
+	if n := c.written.Load(); n != 0 {
+		t.Errorf("written %d after renew, want 0", n)
+	}
+	if c.armed.Load() {
+		t.Error("read timeout armed after renew")
+	}
+	if !dc.read.IsZero() {
+		t.Errorf("read deadline %v left on a renewed connection, want none", dc.read)
+	}
+	if v, done := c.head.connection(); done || len(v) != 0 {
+		t.Errorf("head watch after renew: %q, done %v; want empty, not done", v, done)
+	}
+	c.head.observe([]byte("HTTP/1.1 200 OK\r\nConnection: y\r\n\r\n"))
+	if v, done := c.head.connection(); !done || len(v) != 1 || v[0] != "y" {
+		t.Errorf("head watch after a new head: %q, done %v; want [y]", v, done)
+	}
+}
+
+// deadlineConn remembers the last read deadline set on it.
+type deadlineConn struct {
+	net.Conn
+	read time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.read = t
+	return c.Conn.SetReadDeadline(t)
+}
