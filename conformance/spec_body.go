@@ -36,7 +36,7 @@ func init() {
 
 			Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
 			got := e.ReceivedBy("a")
-			Expect(got).To(HaveLen(1), "requests backend a received")
+			Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 			Expect(got[0].Method).To(Equal(http.MethodPost))
 			expectForwardedBody(got[0], "")
 		})
@@ -54,7 +54,7 @@ func init() {
 
 			Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
 			got := e.ReceivedBy("a")
-			Expect(got).To(HaveLen(1), "requests backend a received")
+			Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 			Expect(got[0].Values("Content-Length")).To(BeEmpty(), "Content-Length on a GET the client sent without a body")
 			Expect(got[0].Values("Transfer-Encoding")).To(BeEmpty(), "Transfer-Encoding on a GET the client sent without a body")
 			Expect(got[0].Body).To(BeEmpty(), "content the backend got")
@@ -75,7 +75,7 @@ func init() {
 
 			Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
 			got := e.ReceivedBy("a")
-			Expect(got).To(HaveLen(1), "requests backend a received")
+			Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 			Expect(len(got[0].Body)).To(Equal(len(body)), "bytes of content the backend got")
 			Expect(digest(got[0].Body)).To(Equal(digest([]byte(body))), "SHA-256 of the content the backend got")
 			expectForwardedBody(got[0], body)
@@ -96,7 +96,7 @@ func init() {
 
 			Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
 			got := e.ReceivedBy("a")
-			Expect(got).To(HaveLen(1), "requests backend a received")
+			Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 			Expect(digest(got[0].Body)).To(Equal(digest([]byte(body))), "SHA-256 of the content the backend got (%d of %d bytes)", len(got[0].Body), len(body))
 			expectForwardedBody(got[0], body)
 		})
@@ -185,7 +185,7 @@ func init() {
 				Expect(cl).To(Equal([]string{strconv.Itoa(len(body))}), "Content-Length of the HEAD response")
 			}
 			got := e.ReceivedBy("a")
-			Expect(got).To(HaveLen(1), "requests backend a received")
+			Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 			Expect(got[0].Method).To(Equal(http.MethodHead), "method the backend got")
 		})
 
@@ -246,7 +246,7 @@ func expectOneResponse(st *stream, status int, body string) {
 	Expect(len(st.bodies[0])).To(Equal(len(body)), "bytes of content the client got")
 	Expect(digest(st.bodies[0])).To(Equal(digest([]byte(body))), "SHA-256 of the content the client got")
 	Expect(st.rest).To(BeEmpty(), "bytes after the end of the response (%d responses parsed; %v)", len(st.finals), st.parse)
-	Expect(st.finals).To(HaveLen(1), "responses on a connection that carried one request")
+	Expect(st.statuses()).To(HaveLen(1), "responses on a connection that carried one request")
 	Expect(st.closed()).To(BeTrue(), "the proxy left the connection open after answering a request with Connection: close (RFC 9112 §9.6): %v", st.end)
 }
 
@@ -325,7 +325,7 @@ func truncated(e *Env, b fakebackend.Behaviour) {
 	Expect(st.complete(0)).NotTo(Succeed(), "the client got a complete response (%d bytes of content, %s) although the backend sent only part of its %d bytes",
 		len(st.bodies[0]), framingOf(st.finalHead(0)), len(body))
 	Expect(body).To(HavePrefix(string(st.bodies[0])), "the partial content the client got is not the start of the backend's")
-	Expect(st.finals).To(HaveLen(1), "responses on the connection")
+	Expect(st.statuses()).To(HaveLen(1), "responses on the connection")
 }
 
 // framingOf describes how a response head delimits its body, for messages.

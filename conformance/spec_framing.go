@@ -94,7 +94,7 @@ func requestFraming(e *Env, fb framedBody) {
 
 	Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
 	got := e.ReceivedBy("a")
-	Expect(got).To(HaveLen(1), "requests backend a received")
+	Expect(targets(got)).To(HaveLen(1), "requests backend a received")
 	expectForwardedBody(got[0], fb.body)
 }
 
@@ -352,4 +352,25 @@ func statusAt(raw []byte) int {
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
+}
+
+// statuses returns the final responses' status lines, for messages that
+// would otherwise print whole responses.
+func (s *stream) statuses() []string { return statuses(s.finals) }
+
+func statuses(rs []*http.Response) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Proto + " " + r.Status
+	}
+	return out
+}
+
+// targets returns "METHOD target" of each request, for messages.
+func targets(rs []fakebackend.Request) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Method + " " + r.Target
+	}
+	return out
 }
