@@ -59,6 +59,10 @@ type containerPool struct {
 	idle   map[string]*container.Backend
 	closed bool
 
+	// closeOnce makes a close that runs while another does wait for it.
+	closeOnce sync.Once
+	closeErr  error
+
 	stopSignals func()
 }
 
@@ -103,7 +107,7 @@ func newContainerPool(cfg *Config) (backendPool, error) {
 		cs.attach(run)
 		p.inNetwork = true
 	}
-	p.closeOnSignal()
+	p.holdSignals()
 	return p, nil
 }
 
@@ -118,32 +122,18 @@ func containerLog() io.Writer {
 	return io.Discard
 }
 
-// closeOnSignal removes everything the run made as soon as SIGINT or
-// SIGTERM arrives, rather than when the suite returns: Ginkgo, which sees
-// the signal too, interrupts the spec and skips the rest, but a second
-// signal, or a parent that does not wait, would end the process before
-// close. While the pool lives the signals do not kill the process by
-// themselves; after the first one, or after close, they do again.
-func (p *containerPool) closeOnSignal() {
+// holdSignals keeps SIGINT and SIGTERM from killing the process while the
+// pool lives, so that the containers, network and image are always removed.
+// Ginkgo, which gets the signals too, interrupts the running spec, runs its
+// cleanup and skips the rest; the end of the suite then closes the pool.
+// Without the hold, a second Ctrl-C during that close (Ginkgo stops
+// listening when the suite returns) would end the process half-way. After
+// close the signals take their default course again. (Closing the run from
+// the signal itself would race with the interrupted spec's own cleanup.)
+func (p *containerPool) holdSignals() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	var once sync.Once
-	p.stopSignals = func() {
-		once.Do(func() {
-			signal.Stop(sig)
-			close(done)
-		})
-	}
-	go func() {
-		select {
-		case <-sig:
-			// Further signals take their default course while we clean up.
-			p.stopSignals()
-			p.close()
-		case <-done:
-		}
-	}()
+	p.stopSignals = func() { signal.Stop(sig) }
 }
 
 // start hands out the backend named name: the pooled one, reset, or a new
@@ -230,15 +220,17 @@ func (p *containerPool) url(b fakebackend.Backend) string {
 }
 
 // close removes the run's containers, network and image. It may be called
-// more than once, from the signal handler and after the suite.
+// more than once.
 func (p *containerPool) close() error {
-	p.mu.Lock()
-	p.closed = true
-	p.idle = map[string]*container.Backend{}
-	p.mu.Unlock()
-	err := p.run.Close()
-	p.stopSignals()
-	return err
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.idle = map[string]*container.Backend{}
+		p.mu.Unlock()
+		p.closeErr = p.run.Close()
+		p.stopSignals()
+	})
+	return p.closeErr
 }
 
 // pooledBackend is a container backend lent to one spec. It has every method

@@ -91,6 +91,7 @@ func WithLog(w io.Writer) Option { return func(c *config) { c.log = w } }
 // to it.
 func NewRun(ctx context.Context, opts ...Option) (*Run, error) {
 	setEnvDefaults()
+	quietTestcontainers()
 	cfg := config{log: io.Discard}
 	for _, o := range opts {
 		o(&cfg)

@@ -1,0 +1,377 @@
+package conformance_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/proxyspec/proxyspec/conformance"
+	"github.com/proxyspec/proxyspec/fakebackend/container"
+	"github.com/proxyspec/proxyspec/internal/reference"
+)
+
+// These tests run the suite with container backends in child processes
+// (RunSpecs runs once per process), then look on the engine for what the
+// child left, by the labels every resource of a run carries.
+
+// containerChildEnv names the configuration a re-executed test binary runs.
+const containerChildEnv = "PROXYSPEC_TEST_CONTAINER_CHILD"
+
+// selfSpecs are the specs the container subject runs: plain forwarding,
+// failover over a refusal and over a connect timeout, hop-by-hop fields
+// both ways.
+const selfSpecs = `^(forward/get-basic|failover/refused|failover/connect-timeout|hop-by-hop/request/connection|hop-by-hop/response/connection-listed)$`
+
+// blackholeSpecs set a backend to Blackhole; failover/refused does not.
+const blackholeSpecs = `^(timeouts/connect|failover/connect-timeout|failover/refused)$`
+
+var containerChildren = map[string]func() conformance.Config{
+	"reference": func() conformance.Config {
+		return conformance.Config{Subject: reference.Subject(nil), Backends: conformance.BackendsContainers}
+	},
+	"self": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Backends: conformance.BackendsContainers, Focus: selfSpecs}
+	},
+	"mapped": func() conformance.Config {
+		return conformance.Config{Subject: reference.Subject(nil), Backends: conformance.BackendsContainers, Focus: blackholeSpecs}
+	},
+	"exits": func() conformance.Config {
+		return conformance.Config{
+			Subject:  conformance.Container(conformance.SelfImage, conformance.ContainerCmd("proxy", "--no-such-flag={{.ListenPort}}")),
+			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
+		}
+	},
+	"no-image": func() conformance.Config {
+		return conformance.Config{
+			Subject:  conformance.Container("proxyspec-test-absent:never"),
+			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
+		}
+	},
+	"inprocess-backends": func() conformance.Config {
+		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Focus: "^forward/get-basic$"}
+	},
+}
+
+func TestContainerChild(t *testing.T) {
+	name := os.Getenv(containerChildEnv)
+	if name == "" {
+		t.Skip("runs only as a child process of a container test")
+	}
+	cfg := containerChildren[name]()
+	cfg.ReportJSON = os.Getenv("PROXYSPEC_TEST_REPORT")
+	cfg.Output = os.Stdout
+	rep, err := conformance.Run(cfg, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(conformance.ExitSetup)
+	}
+	os.Exit(rep.ExitCode())
+}
+
+// childTimeout bounds one child run: a first build of the proxyspec binary
+// plus the whole suite.
+const childTimeout = 4 * time.Minute
+
+// containerChild is a child process running one configuration.
+type containerChild struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	report string
+	began  time.Time
+}
+
+func startContainerChild(t *testing.T, name string, env ...string) *containerChild {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &containerChild{report: filepath.Join(t.TempDir(), "report.json")}
+	c.cmd = exec.Command(exe, "-test.run=^TestContainerChild$", "-test.count=1")
+	c.cmd.Env = append(os.Environ(), containerChildEnv+"="+name, "PROXYSPEC_TEST_REPORT="+c.report)
+	c.cmd.Env = append(c.cmd.Env, env...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	c.began = time.Now()
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wait waits for the child and returns its exit status and report.
+func (c *containerChild) wait(t *testing.T) (int, conformance.Report) {
+	t.Helper()
+	code := c.exit(t)
+	rep, err := conformance.ReadReport(c.report)
+	if err != nil {
+		t.Fatalf("child (exit %d) left no report: %v\n%s", code, err, c.out.String())
+	}
+	return code, rep
+}
+
+// exit waits for the child and returns its exit status.
+func (c *containerChild) exit(t *testing.T) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(childTimeout):
+		c.cmd.Process.Kill()
+		<-done
+		t.Fatalf("child ran longer than %v\n%s", childTimeout, c.out.String())
+	}
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// docker returns a client of the engine, or skips the test when there is
+// none (fails instead with PROXYSPEC_REQUIRE_DOCKER=1).
+func docker(t *testing.T) client.APIClient {
+	t.Helper()
+	dc, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = dc.Ping(ctx, client.PingOptions{})
+		cancel()
+		if err != nil {
+			dc.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv(container.RequireDockerEnv) == "1" {
+			t.Fatalf("Docker is required (%s=1): %v", container.RequireDockerEnv, err)
+		}
+		t.Skipf("no Docker engine: %v", err)
+	}
+	t.Cleanup(func() { dc.Close() })
+	return dc
+}
+
+// ownedBy is the label filter for what the process pid of this host made.
+func ownedBy(pid int) client.Filters {
+	host, _ := os.Hostname()
+	return make(client.Filters).Add("label", container.LabelPID+"="+strconv.Itoa(pid)).Add("label", container.LabelHost+"="+host)
+}
+
+// leftovers lists the containers, networks and images process pid made and
+// did not remove.
+func leftovers(t *testing.T, dc client.APIClient, pid int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := ownedBy(pid)
+	var out []string
+	cs, err := dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs.Items {
+		out = append(out, "container "+strings.Join(c.Names, ","))
+	}
+	ns, err := dc.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns.Items {
+		out = append(out, "network "+n.Name)
+	}
+	is, err := dc.ImageList(ctx, client.ImageListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range is.Items {
+		out = append(out, "image "+strings.Join(i.RepoTags, ","))
+	}
+	return out
+}
+
+// created counts the containers process pid created between since and
+// now, by role: backends by name, and the rest by role label.
+func created(t *testing.T, dc client.APIClient, pid int, since time.Time) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := ownedBy(pid).Add("type", "container").Add("event", "create")
+	res := dc.Events(ctx, client.EventsListOptions{
+		Since:   strconv.FormatInt(since.Add(-time.Second).Unix(), 10),
+		Until:   strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10),
+		Filters: f,
+	})
+	n := map[string]int{}
+	for {
+		select {
+		case m := <-res.Messages:
+			// Image builds make containers of their own, unlabelled.
+			if b := m.Actor.Attributes[container.LabelBackend]; b != "" {
+				n["backend "+b]++
+			} else if r := m.Actor.Attributes[container.LabelRole]; r != "" {
+				n[r]++
+			}
+		case err := <-res.Err:
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("reading the engine's events: %v", err)
+			}
+			return n
+		}
+	}
+}
+
+func expectNothingLeft(t *testing.T, dc client.APIClient, pid int) {
+	t.Helper()
+	if got := leftovers(t, dc, pid); len(got) > 0 {
+		t.Errorf("the run left behind %v", got)
+	}
+}
+
+// TestContainerBackendsReference runs the whole seed suite against the
+// reference with its backends in containers: every spec passes, as with
+// backends in process, from a handful of pooled containers.
+func TestContainerBackendsReference(t *testing.T) {
+	dc := docker(t)
+	c := startContainerChild(t, "reference")
+	code, rep := c.wait(t)
+	took := time.Since(c.began)
+	t.Logf("the seed suite with container backends took %v (%d specs)", took.Round(100*time.Millisecond), len(rep.Specs))
+	if code != conformance.ExitPassed || rep.Totals.Passed != len(rep.Specs) {
+		t.Errorf("exit %d, totals %+v for %d specs; want every spec passed\n%s", code, rep.Totals, len(rep.Specs), c.out.String())
+	}
+	if rep.Backends != conformance.BackendsContainers {
+		t.Errorf("report says backends %q", rep.Backends)
+	}
+	// Pooled: one container per backend name the specs use ("a".."c" or
+	// so), not one per spec.
+	made := created(t, dc, c.cmd.Process.Pid, c.began)
+	total := 0
+	for what, n := range made {
+		total += n
+		if n != 1 {
+			t.Errorf("%d containers created for %s, want 1", n, what)
+		}
+	}
+	if total == 0 || total > 8 {
+		t.Errorf("containers created: %v; want one per backend name", made)
+	}
+	expectNothingLeft(t, dc, c.cmd.Process.Pid)
+}
+
+// TestContainerSubjectSelf runs the kit's image as the proxy under test, on
+// the backends' network: it reaches them by name, and a refused or
+// blackholed backend inside the network is what it is in process.
+func TestContainerSubjectSelf(t *testing.T) {
+	dc := docker(t)
+	c := startContainerChild(t, "self")
+	code, rep := c.wait(t)
+	t.Logf("%d specs with the container subject took %v", len(rep.Specs), time.Since(c.began).Round(100*time.Millisecond))
+	if code != conformance.ExitPassed || len(rep.Specs) != 5 || rep.Totals.Passed != 5 {
+		t.Errorf("exit %d, totals %+v for %d specs; want 5 passed\n%s", code, rep.Totals, len(rep.Specs), c.out.String())
+	}
+	if rep.Subject != "reference-container" {
+		t.Errorf("subject %q in the report, want reference-container", rep.Subject)
+	}
+	// One proxy container per spec, each removed after it.
+	if made := created(t, dc, c.cmd.Process.Pid, c.began); made["subject"] != 5 {
+		t.Errorf("containers created: %v; want 5 subjects", made)
+	}
+	expectNothingLeft(t, dc, c.cmd.Process.Pid)
+}
+
+// TestContainerBackendsMapped forces published ports: a blackhole cannot be
+// shown through them, so the specs that need one are not supported; the
+// others still pass.
+func TestContainerBackendsMapped(t *testing.T) {
+	dc := docker(t)
+	c := startContainerChild(t, "mapped", "PROXYSPEC_CONTAINER_URLS=mapped")
+	code, rep := c.wait(t)
+	st := states(rep)
+	want := map[string]conformance.State{
+		"timeouts/connect":         conformance.StateNotSupported,
+		"failover/connect-timeout": conformance.StateNotSupported,
+		"failover/refused":         conformance.StatePassed,
+	}
+	for id, w := range want {
+		if st[id] != w {
+			t.Errorf("%s is %q, want %q", id, st[id], w)
+		}
+	}
+	if code != conformance.ExitPassed || len(rep.Specs) != len(want) {
+		t.Errorf("exit %d for %d specs\n%s", code, len(rep.Specs), c.out.String())
+	}
+	for _, r := range rep.Specs {
+		if r.State == conformance.StateNotSupported && !strings.Contains(r.Failure, "blackholed behind a port Docker publishes") {
+			t.Errorf("%s: not supported for %q, want the reason", r.ID, r.Failure)
+		}
+	}
+	expectNothingLeft(t, dc, c.cmd.Process.Pid)
+}
+
+// TestContainerSubjectSetupFailures: a container that exits at once, an
+// image the engine does not have, and container backends not asked for are
+// setup failures that say why, and leave nothing behind.
+func TestContainerSubjectSetupFailures(t *testing.T) {
+	dc := docker(t)
+	for name, want := range map[string]string{
+		"exits":              "flag provided but not defined: -no-such-flag",
+		"no-image":           "the kit never pulls",
+		"inprocess-backends": "needs container backends",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := startContainerChild(t, name)
+			code, rep := c.wait(t)
+			if code != conformance.ExitSetup || len(rep.Specs) != 1 || rep.Specs[0].State != conformance.StateSetupFailed {
+				t.Fatalf("exit %d, specs %+v; want one setup failure\n%s", code, rep.Specs, c.out.String())
+			}
+			if r := rep.Specs[0]; !strings.Contains(r.Failure+r.SubjectOutput, want) {
+				t.Errorf("setup failure %q, output %q; want it to say %q", r.Failure, r.SubjectOutput, want)
+			}
+			expectNothingLeft(t, dc, c.cmd.Process.Pid)
+		})
+	}
+}
+
+// TestContainerInterrupted sends SIGINT to a run once its first backend
+// container has started: the run ends, and removes its containers, network
+// and image.
+func TestContainerInterrupted(t *testing.T) {
+	dc := docker(t)
+	c := startContainerChild(t, "reference")
+	pid := c.cmd.Process.Pid
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	defer cancel()
+	res := dc.Events(ctx, client.EventsListOptions{
+		Since:   strconv.FormatInt(c.began.Add(-time.Second).Unix(), 10),
+		Filters: ownedBy(pid).Add("type", "container").Add("event", "start"),
+	})
+	select {
+	case <-res.Messages:
+	case err := <-res.Err:
+		c.cmd.Process.Kill()
+		c.exit(t)
+		t.Fatalf("no container of the run started: %v\n%s", err, c.out.String())
+	}
+	cancel()
+	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.exit(t); code == conformance.ExitPassed {
+		t.Errorf("an interrupted run exited %d, want a failure\n%s", code, c.out.String())
+	}
+	expectNothingLeft(t, dc, pid)
+}
