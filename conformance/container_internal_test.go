@@ -1,0 +1,163 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxyspec/proxyspec/fakebackend"
+	"github.com/proxyspec/proxyspec/fakebackend/container"
+)
+
+// TestContainerPool checks, on one run, what the suite's verdicts rest on
+// with container backends: a pooled backend comes back clean, one a spec
+// broke comes back new, a subject on this host gets a URL that reaches the
+// backend, and the readiness probe of a container subject tells a
+// listening port from a published one with nothing behind it.
+func TestContainerPool(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bp, err := newContainerPool(&Config{Subject: Handler("host", nil)})
+	if errors.Is(err, container.ErrNoDocker) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := bp.(*containerPool)
+	defer p.close()
+
+	lend := func(when string) *pooledBackend {
+		t.Helper()
+		b, err := p.start(ctx, "a")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		pb := b.(*pooledBackend)
+		if got := get(t, p.url(pb)+"/"+when); got != "a" {
+			t.Fatalf("%s: GET through %s answered by %q, want a", when, p.url(pb), got)
+		}
+		return pb
+	}
+
+	first := lend("first")
+	id := first.ContainerID()
+	// Queued and never used: handed out with it, the next spec would hang.
+	if err := first.Enqueue(ctx, fakebackend.Behaviour{Fault: fakebackend.Hang}); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	again := lend("again")
+	if again.ContainerID() != id {
+		t.Errorf("an intact backend was replaced (%s, then %s)", id, again.ContainerID())
+	}
+	if reqs, err := again.Requests(ctx); err != nil || len(reqs) != 1 || reqs[0].Target != "/again" {
+		t.Errorf("a pooled backend recorded %+v, %v; want only GET /again (reset, queue emptied)", reqs, err)
+	}
+
+	ip, err := again.NetworkIP(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch u := p.url(again); p.reach {
+	case reachDirect:
+		if !strings.Contains(u, ip.String()) {
+			t.Errorf("this host routes to the network, but the subject's URL is %s, not at %s", u, ip)
+		}
+	case reachMapped:
+		if u != again.URL() {
+			t.Errorf("the subject's URL is %s, want the published %s", u, again.URL())
+		}
+	default:
+		t.Errorf("reach %q", p.reach)
+	}
+	t.Logf("a subject on this host reaches backends %s: %s", p.reach, p.url(again))
+	again.Close()
+
+	for _, brk := range []struct {
+		name string
+		do   func(*pooledBackend) error
+	}{
+		{"paused", func(b *pooledBackend) error { return b.Pause(ctx) }},
+		{"stopped", func(b *pooledBackend) error { return b.Stop(ctx) }},
+		{"disconnected", func(b *pooledBackend) error { return b.Disconnect(ctx) }},
+	} {
+		b := lend("before-" + brk.name)
+		old := b.ContainerID()
+		if err := brk.do(b); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		nb := lend("after-" + brk.name)
+		if nb.ContainerID() == old {
+			t.Errorf("a %s backend was handed out again", brk.name)
+		}
+		nb.Close()
+	}
+
+	// In the kit image a fake backend listens on 8080; nothing on 9.
+	for _, c := range []struct {
+		name string
+		port int
+		want bool
+	}{{"probe-listening", container.DataPort, true}, {"probe-empty", 9, false}} {
+		proc := launchFakebackend(t, ctx, p.run, c.name, c.port)
+		mapped := prober{mapped: proc.Addr()}
+		if got := mapped.accepting(ctx); got != c.want {
+			t.Errorf("through the published port %s of %s: accepting %v, want %v", proc.Addr(), c.name, got, c.want)
+		}
+		if p.reach != reachDirect {
+			continue
+		}
+		ip, err := proc.NetworkIP(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct := prober{direct: net.JoinHostPort(ip.String(), strconv.Itoa(c.port))}
+		if got := direct.accepting(ctx); got != c.want || direct.indirect {
+			t.Errorf("at %s: accepting %v (found unreachable: %v), want %v", direct.direct, got, direct.indirect, c.want)
+		}
+	}
+}
+
+// launchFakebackend runs a fake backend in the kit image, publishing port,
+// and returns once it says it listens.
+func launchFakebackend(t *testing.T, ctx context.Context, r *container.Run, name string, port int) *container.Proc {
+	t.Helper()
+	proc, err := r.Launch(ctx, container.Spec{
+		Name: name, Role: "test", Port: port,
+		Cmd: []string{"fakebackend", "--name", name, "--listen", "0.0.0.0:8080", "--control", "0.0.0.0:8081"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Close() })
+	// Its one line of output is the only sign from inside: poll for it.
+	for !strings.Contains(proc.Logs(), "listening data=") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never said it listens:\n%s", name, proc.Logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return proc
+}
+
+// get sends a GET that reuses nothing and returns X-Proxyspec-Backend.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.Header.Get("X-Proxyspec-Backend")
+}
