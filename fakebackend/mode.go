@@ -35,6 +35,10 @@ func (s *Server) switchMode(m Mode) error {
 	}
 	if hold != nil {
 		hold.Close()
+		// Serve keeps no hold; the closed one must not be stored again,
+		// or the next switch closes its descriptor a second time, and with
+		// it whatever socket of the process reused the number.
+		hold = nil
 	}
 	var err error
 	switch m {
