@@ -55,16 +55,18 @@ var table = []Mutant{
 	},
 	{
 		Name:   "xff-missing",
-		Defect: "sends no X-Forwarded-For",
-		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+		Defect: "adds no X-Forwarded-For (an incoming one is relayed as it came)",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
 			out.Header.Del("X-Forwarded-For")
+			restore(out, x, "X-Forwarded-For")
 		})}),
 	},
 	{
 		Name:   "via-missing",
-		Defect: "sends no Via",
-		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+		Defect: "adds no Via member of its own (an incoming Via is relayed as it came)",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, x *exchange) {
 			out.Header.Del("Via")
+			restore(out, x, "Via")
 		})}),
 	},
 	{
@@ -118,7 +120,7 @@ var table = []Mutant{
 	},
 	{
 		Name:   "truncation-hidden",
-		Defect: "ends a response cut short by its backend as if it were complete (recovers the abort)",
+		Defect: "ends a chunked response cut short by its backend with a last chunk, as if it were complete",
 		build:  fixed(parts{handler: hideAbort}),
 	},
 
@@ -153,14 +155,25 @@ var table = []Mutant{
 		},
 	},
 	{
-		Name:   "read-timeout-ignored",
-		Defect: "waits for a backend's response for the default 30 s, not the configured read timeout",
-		build:  fixed(parts{opts: []proxy.Option{proxy.WithReadTimeout(proxy.DefaultReadTimeout)}}),
+		// Four times: the suite allows its margin (3) over any timeout,
+		// so smaller errors are not defects it can see.
+		Name:   "read-timeout-4x",
+		Defect: "waits for a backend's response four times the configured read timeout",
+		build: func(t conformance.Topology) parts {
+			return parts{opts: []proxy.Option{proxy.WithReadTimeout(4 * t.ReadTimeout)}}
+		},
 	},
 	{
-		Name:   "connect-timeout-ignored",
-		Defect: "waits for a connection for the default 5 s, not the configured connect timeout",
-		build:  fixed(parts{opts: []proxy.Option{proxy.WithConnectTimeout(proxy.DefaultConnectTimeout)}}),
+		Name:   "read-timeout-total",
+		Defect: "bounds a whole attempt by the read timeout instead of each wait for the backend",
+		build:  totalDeadline,
+	},
+	{
+		Name:   "connect-timeout-4x",
+		Defect: "waits for a connection four times the configured connect timeout",
+		build: func(t conformance.Topology) parts {
+			return parts{opts: []proxy.Option{proxy.WithConnectTimeout(4 * t.ConnectTimeout)}}
+		},
 	},
 	{
 		Name:   "prefix-ignored",
