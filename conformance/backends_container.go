@@ -39,7 +39,8 @@ import (
 //     Docker's proxy behind it completes every handshake itself and only
 //     then connects to the container, so a refused connection looks
 //     accepted-then-closed and a blackholed one never times out at connect:
-//     a spec that sets Blackhole is reported as not supported there.
+//     a spec that sets Refuse or Blackhole is reported as not supported
+//     there.
 //
 // A backend's name is the spec's name for it ("a", "b", ...): it is what the
 // fake backend sends in X-Proxyspec-Backend and what specs check. It is also
@@ -251,14 +252,16 @@ func (b *pooledBackend) taint() {
 	b.mu.Unlock()
 }
 
-// SetMode implements fakebackend.Backend. Through a published port a
-// blackhole cannot be seen (Docker's proxy completes the handshake), so
-// there the spec is reported as not supported rather than judged on
-// something else. Elsewhere a blackhole leaves nothing behind: the SYNs it
-// dropped are retried by the subject's sockets only, which die with it.
+// SetMode implements fakebackend.Backend. Through a published port neither
+// a refusal nor a blackhole can be shown: Docker's proxy completes every
+// handshake, then closes the connection or holds it open. A proxy would be
+// judged on something else than the spec says, so there the spec is
+// reported as not supported. Elsewhere a blackhole leaves nothing behind:
+// the SYNs it dropped are retried by the subject's sockets only, which die
+// with it.
 func (b *pooledBackend) SetMode(ctx context.Context, m fakebackend.Mode) error {
-	if m == fakebackend.Blackhole && !b.pool.inNetwork && b.pool.reach == reachMapped {
-		notSupported("backend " + b.Name() + " cannot be blackholed behind a port Docker publishes: its proxy completes every handshake (this host does not route to the container network, or " + containerURLsEnv + "=mapped)")
+	if m != fakebackend.Serve && !b.pool.inNetwork && b.pool.reach == reachMapped {
+		notSupported(fmt.Sprintf("backend %s cannot be put in mode %s behind a port Docker publishes: its proxy completes every handshake (this host does not route to the container network, or %s=mapped)", b.Name(), m, containerURLsEnv))
 	}
 	return b.Backend.SetMode(ctx, m)
 }
