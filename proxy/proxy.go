@@ -169,6 +169,13 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	if first < 0 {
 		first += n
 	}
+	// The transport reads the request body in its own goroutine, to the
+	// end and one read beyond (to catch a body longer than announced). By
+	// default net/http's server discards and closes an unfinished request
+	// body when the response head goes out; that closed body then fails
+	// the transport's last read, which drops the upstream connection in the
+	// middle of the response. Full duplex leaves the body to its reader.
+	http.NewResponseController(w).EnableFullDuplex()
 	hdr := outboundHeader(r)
 	body := newRequestBody(r)
 	for i := range n {
