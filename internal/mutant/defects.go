@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"sync/atomic"
 
 	"github.com/proxyspec/proxyspec/conformance"
+	"github.com/proxyspec/proxyspec/proxy"
 )
 
 // errNoFailover is what no-failover's attempts after the first fail with.
@@ -102,4 +104,23 @@ func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
+}
+
+// naivePrefix is prefix-naive: the reference proxies everything, behind a
+// check that compares the raw path with the prefix as a string, so /apix is
+// under /api and so is /api/../admin.
+func naivePrefix(t conformance.Topology) parts {
+	prefix := strings.TrimRight(t.PathPrefix, "/")
+	return parts{
+		opts: []proxy.Option{proxy.WithPathPrefix("")},
+		handler: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !strings.HasPrefix(r.URL.EscapedPath(), prefix) {
+					http.NotFound(w, r)
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		},
+	}
 }

@@ -16,6 +16,7 @@ type exchange struct {
 	mu       sync.Mutex
 	upstream http.Header // the last response a backend returned, before the proxy's rules
 	failed   bool        // an upstream attempt failed
+	err      error       // how the last failed attempt failed
 	body     *recorder   // the client's body as read so far (post-replayed only)
 }
 
@@ -49,7 +50,7 @@ func record(next http.RoundTripper) http.RoundTripper {
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		if err != nil {
-			x.failed = true
+			x.failed, x.err = true, err
 			return nil, err
 		}
 		x.upstream = res.Header.Clone()

@@ -1,7 +1,9 @@
 package mutant
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/proxyspec/proxyspec/conformance"
 	"github.com/proxyspec/proxyspec/proxy"
@@ -119,6 +121,38 @@ var table = []Mutant{
 		})}),
 	},
 	{
+		Name:   "error-detail-leaked",
+		Defect: "tells the client in its 502 why the last backend failed, address included",
+		build: fixed(parts{handler: editResponse(func(code int, h http.Header, x *exchange) int {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			if code == http.StatusBadGateway && x.upstream == nil && x.err != nil {
+				h.Set("X-Upstream-Error", x.err.Error())
+			}
+			return code
+		})}),
+	},
+	{
+		Name:   "status-normalized",
+		Defect: "relays every 2xx status as 200",
+		build: fixed(parts{handler: editResponse(func(code int, _ http.Header, _ *exchange) int {
+			if code > 200 && code < 300 {
+				return http.StatusOK
+			}
+			return code
+		})}),
+	},
+	{
+		Name:   "set-cookie-combined",
+		Defect: "combines the backend's Set-Cookie lines into one, as if it were a list field",
+		build: fixed(parts{handler: editResponse(func(code int, h http.Header, _ *exchange) int {
+			if vv := h.Values("Set-Cookie"); len(vv) > 1 {
+				h.Set("Set-Cookie", strings.Join(vv, ", "))
+			}
+			return code
+		})}),
+	},
+	{
 		Name:   "truncation-hidden",
 		Defect: "ends a chunked response cut short by its backend with a last chunk, as if it were complete",
 		build:  fixed(parts{handler: hideAbort}),
@@ -174,6 +208,25 @@ var table = []Mutant{
 		build: func(t conformance.Topology) parts {
 			return parts{opts: []proxy.Option{proxy.WithConnectTimeout(4 * t.ConnectTimeout)}}
 		},
+	},
+	{
+		Name:   "backend-5xx-failover",
+		Defect: "takes a backend's 5xx response for a failed attempt: fails over, and answers 502 when every backend does",
+		build: fixed(parts{transport: func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
+				res, err := next.RoundTrip(out)
+				if err == nil && res.StatusCode >= 500 {
+					res.Body.Close()
+					return nil, fmt.Errorf("mutant: backend %s answered %s", out.URL.Host, res.Status)
+				}
+				return res, err
+			})
+		}}),
+	},
+	{
+		Name:   "prefix-naive",
+		Defect: "matches the path prefix as a plain string on the raw path: no segment boundary, dot segments not resolved",
+		build:  naivePrefix,
 	},
 	{
 		Name:   "prefix-ignored",
