@@ -184,3 +184,28 @@ func contains(xs []int, x int) bool {
 	}
 	return false
 }
+
+// cpuTime follows the CPU this process burns.
+func TestCPUTime(t *testing.T) {
+	start, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x += i
+		}
+		now, err := cpuTime(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now > start {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time stuck at %v after 10 s of spinning (%d)", now, x)
+		}
+	}
+}

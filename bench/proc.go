@@ -152,6 +152,53 @@ func (p *process) peakRSS() (int64, error) { return treeStatus(p.cmd.Process.Pid
 // rss is the sum of VmRSS over the process and its descendants, in bytes.
 func (p *process) rss() (int64, error) { return treeStatus(p.cmd.Process.Pid, "VmRSS") }
 
+// cpu is the user and system CPU time the process and its descendants have
+// used so far (children that exited and were waited for included).
+func (p *process) cpu() (time.Duration, error) {
+	var total time.Duration
+	for i, q := range append([]int{p.cmd.Process.Pid}, descendants(p.cmd.Process.Pid)...) {
+		t, err := cpuTime(q)
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue
+		}
+		total += t
+	}
+	return total, nil
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTick = 100
+
+// cpuTime reads utime, stime, cutime and cstime from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	// After "pid (comm)": state is field 3; utime..cstime are 14..17.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var ticks int64
+	for _, s := range f[11:15] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTick, nil
+}
+
 func treeStatus(pid int, field string) (int64, error) {
 	var total int64
 	for _, q := range append([]int{pid}, descendants(pid)...) {

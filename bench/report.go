@@ -12,10 +12,10 @@ import (
 // backend and memory figures.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "implementation\treq/s\t×ref\tp50\tp90\tp99\terrors\tpeak RSS\t")
+	fmt.Fprintln(tw, "implementation\treq/s\t×ref\tp50\tp90\tp99\terrors\tpeak RSS\tCPU/req\t")
 	for _, res := range r.Results {
 		if res.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t (skipped: %s)\n", res.Name, res.Skipped)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t (skipped: %s)\n", res.Name, res.Skipped)
 			continue
 		}
 		c := cells(res)
@@ -30,11 +30,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 
 // WriteMarkdown writes the same as a Markdown table.
 func (r *Report) WriteMarkdown(w io.Writer) error {
-	fmt.Fprintln(w, "| implementation | req/s | ×ref | p50 | p90 | p99 | errors | peak RSS |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| implementation | req/s | ×ref | p50 | p90 | p99 | errors | peak RSS | CPU/req |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, res := range r.Results {
 		if res.Skipped != "" {
-			fmt.Fprintf(w, "| %s | skipped: %s | | | | | | |\n", res.Name, res.Skipped)
+			fmt.Fprintf(w, "| %s | skipped: %s | | | | | | | |\n", res.Name, res.Skipped)
 			continue
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells(res), " | "))
@@ -45,15 +45,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 func cells(res Result) []string {
-	ratio, rss := "-", "-"
+	ratio, rss, cpu := "-", "-", "-"
 	if res.Ratio > 0 {
 		ratio = fmt.Sprintf("%.2f", res.Ratio)
 	}
 	if res.PeakRSS > 0 {
 		rss = mib(res.PeakRSS)
 	}
+	if res.CPUPerRequest > 0 {
+		cpu = fmt.Sprintf("%.0f µs", float64(res.CPUPerRequest)/float64(time.Microsecond))
+	}
 	return []string{res.Name, fmt.Sprintf("%.0f", res.Rate), ratio, ms(res.P50), ms(res.P90), ms(res.P99),
-		fmt.Sprint(res.Errors), rss}
+		fmt.Sprint(res.Errors), rss, cpu}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -77,8 +77,12 @@ type Result struct {
 	Max   time.Duration `json:"max_ns"`
 	// PeakRSS is the VmHWM of the serving process and its children (nginx
 	// workers) over the whole run; 0 for direct.
-	PeakRSS int64   `json:"peak_rss_bytes,omitempty"`
-	Round   []Round `json:"rounds,omitempty"`
+	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+	// CPUPerRequest is the CPU time (user and system) the serving
+	// processes used during the measured attacks, per successful request:
+	// what a request costs, whatever else competes for the cores.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
+	Round         []Round       `json:"rounds,omitempty"`
 }
 
 // Round is one implementation's figures in one round.
@@ -177,6 +181,7 @@ func measure(ctx context.Context, c Config, e *env, impls []implementation, rep 
 		lat  []time.Duration
 		res  *Result
 		secs float64
+		cpu  time.Duration
 	}
 	var rs []*running
 	var all []*Result // in table order, skipped ones too
@@ -212,10 +217,12 @@ func measure(ctx context.Context, c Config, e *env, impls []implementation, rep 
 			if c.Warmup > 0 {
 				attack(ctx, r.urls, c.Warmup, c.Load)
 			}
+			cpu0 := procCPU(r.proc)
 			s := attack(ctx, r.urls, c.Duration, c.Load)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			r.cpu += procCPU(r.proc) - cpu0
 			slices.Sort(s.latencies)
 			rd := Round{Rate: rate(len(s.latencies), s.elapsed), P50: quantile(s.latencies, .5), P99: quantile(s.latencies, .99)}
 			fmt.Fprintf(progress, "round %d/%d  %-17s %8.0f req/s  p50 %-9v p99 %-9v errors %d\n",
@@ -245,6 +252,9 @@ func measure(ctx context.Context, c Config, e *env, impls []implementation, rep 
 		}
 		if r.proc != nil {
 			res.PeakRSS, _ = r.proc.peakRSS()
+			if len(r.lat) > 0 {
+				res.CPUPerRequest = r.cpu / time.Duration(len(r.lat))
+			}
 		}
 		r.lat = nil
 	}
@@ -265,4 +275,13 @@ func rate(n int, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// procCPU is the CPU time p has used, 0 for no process or when unknown.
+func procCPU(p *process) time.Duration {
+	if p == nil {
+		return 0
+	}
+	t, _ := p.cpu()
+	return t
 }
