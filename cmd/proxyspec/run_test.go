@@ -96,7 +96,7 @@ func testRunExitStatus(t *testing.T, bin string) {
 		{"bad label filter", []string{"run", "--label-filter", "a &&"}, 2, "label filter"},
 		{"exclusive subjects", []string{"run", "--subject-cmd", "x", "--subject-image", "y"}, 2, "exclusive"},
 		{"config without command", []string{"run", "--subject-config", "x.tmpl"}, 2, "needs --subject-cmd"},
-		{"container not implemented", []string{"run", "--subject-image", "nginx:1", "--label-filter", "forward"}, 2, "not implemented"},
+		{"container subject, in-process backends", []string{"run", "--subject-image", "self", "--backends", "inprocess"}, 2, "needs --backends containers"},
 		{"a lacked feature is not a failure", []string{"run", "--subject-lacks", "failover", "--label-filter", "failover"}, 0, "not-supported"},
 	}
 	for _, c := range cases {
