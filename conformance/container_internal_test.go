@@ -161,3 +161,66 @@ func get(t *testing.T, url string) string {
 	io.Copy(io.Discard, resp.Body)
 	return resp.Header.Get("X-Proxyspec-Backend")
 }
+
+// TestContainerSubjectSpec checks what a Container subject asks the engine
+// for: the contract's environment with in-network backends, the command and
+// the config file rendered for the topology.
+func TestContainerSubjectSpec(t *testing.T) {
+	s := Container("haproxy:2.6",
+		ContainerPort(8404),
+		ContainerCmd("haproxy", "-f", "{{.ConfigFile}}", "-db"),
+		ContainerConfig("/etc/haproxy/proxyspec.cfg", "bind {{.Listen}}\n{{range .Backends}}server {{.Name}} {{.Host}}:{{.Port}}\n{{end}}timeout connect {{.ConnectTimeoutMS}}ms\n"),
+		ContainerEnv("PROXYSPEC_PATH_PREFIX=/overridden"),
+		ContainerLacks(FeatureVia),
+	).(*containerSubject)
+	a, _ := endpoint("a", "http://a:8080")
+	b, _ := endpoint("b", "http://b:8080")
+	topo := Topology{Backends: []Endpoint{a, b}, PathPrefix: "/api", ConnectTimeout: 200 * time.Millisecond, ReadTimeout: time.Second}
+
+	spec, err := s.spec(nil, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Image != "haproxy:2.6" || spec.Port != 8404 || spec.Role != "subject" || !strings.HasPrefix(spec.Name, "subject-") {
+		t.Errorf("spec %+v", spec)
+	}
+	if got := strings.Join(spec.Cmd, " "); got != "haproxy -f /etc/haproxy/proxyspec.cfg -db" {
+		t.Errorf("command %q", got)
+	}
+	env := strings.Join(spec.Env, "\n")
+	for _, want := range []string{
+		"PROXYSPEC_LISTEN=0.0.0.0:8404", "PROXYSPEC_BACKENDS=http://a:8080,http://b:8080",
+		"PROXYSPEC_CONNECT_TIMEOUT_MS=200", "PROXYSPEC_READ_TIMEOUT_MS=1000",
+	} {
+		if !strings.Contains(env, want+"\n") && !strings.HasSuffix(env, want) {
+			t.Errorf("environment lacks %s:\n%s", want, env)
+		}
+	}
+	// The user's variables come last, so they win.
+	if last := spec.Env[len(spec.Env)-1]; last != "PROXYSPEC_PATH_PREFIX=/overridden" {
+		t.Errorf("last variable %q, want the user's", last)
+	}
+	wantCfg := "bind 0.0.0.0:8404\nserver a a:8080\nserver b b:8080\ntimeout connect 200ms\n"
+	if len(spec.Files) != 1 || spec.Files[0].Path != "/etc/haproxy/proxyspec.cfg" || string(spec.Files[0].Data) != wantCfg {
+		t.Errorf("files %+v, want the config rendered:\n%s", spec.Files, wantCfg)
+	}
+	if next, _ := s.spec(nil, topo); next.Name == spec.Name {
+		t.Errorf("two starts share the container name %s", next.Name)
+	}
+	if s.Name() != "haproxy:2.6" || len(s.Lacks()) != 1 || s.Lacks()[0] != FeatureVia {
+		t.Errorf("name %q, lacks %v", s.Name(), s.Lacks())
+	}
+
+	bad := Container("x", ContainerConfig("relative.cfg", "")).(*containerSubject)
+	if _, err := bad.spec(nil, topo); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("a relative config path: %v, want an error", err)
+	}
+	missing := Container("x", ContainerCmd("{{.Nope}}")).(*containerSubject)
+	if _, err := missing.spec(nil, topo); err == nil {
+		t.Error("a command template naming a missing key rendered")
+	}
+	// Without container backends there is no network to join.
+	if _, err := Container(SelfImage).Start(context.Background(), topo); !errors.Is(err, errNeedsContainerBackends) {
+		t.Errorf("start without a run: %v, want errNeedsContainerBackends", err)
+	}
+}
