@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -243,17 +244,28 @@ func render(what, text string, data TemplateData) (string, error) {
 	return b.String(), nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the subject binds it; the subject then fails to start and
-// the spec reports a setup failure, never a wrong verdict.
+// freePort picks a free loopback port for the proxy to listen on. The port
+// is probed and released, so another socket could take it before the proxy
+// binds it. Asking the kernel (port 0) made that happen a few times per run:
+// it hands out the same ephemeral range (32768-60999 on Linux, 49152-65535
+// on BSD and macOS) to the run's own fake backends and to every outgoing
+// connection, so a port released here came back as the local port of the
+// proxy's connection to a backend. Ports from 20000 to 31999 are below all
+// of those ranges: only a program binding them by number can take them.
 func freePort(ctx context.Context) (int, error) {
+	const low, n = 20000, 12000
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	var err error
+	for range 20 {
+		port := low + rand.IntN(n)
+		var ln net.Listener
+		ln, err = lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port in %d-%d: %w", low, low+n-1, err)
 }
 
 func safeName(s string) string {
