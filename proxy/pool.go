@@ -31,12 +31,13 @@ const (
 // idempotent (RFC 9110 §9.2.2) and its body can be sent again. The read
 // timeout starts when the request has been written, as on a new connection.
 //
-// Like a browser (RFC 9112 §9.3.1), the transport resends an idempotent
-// request without a body, once, on a new connection to the same backend
-// when a reused connection turns out to be closed before any response
-// byte. It would do the same for any method carrying an Idempotency-Key
-// field; such requests with a method that is not idempotent never use a
-// pooled connection, so they are never sent twice.
+// When a reused connection closes before any response byte, net/http's
+// Transport itself resends a GET, HEAD, OPTIONS or TRACE without a body
+// once, on a new connection to the same backend (automatic retry of an
+// idempotent request, RFC 9112 §9.3.1). It would do the same for a request
+// of any method carrying Idempotency-Key or X-Idempotency-Key: such
+// requests with a method that is not idempotent never use a pooled
+// connection, so they are never sent twice.
 //
 // Idle connections are kept up to PooledIdlePerBackend per backend and
 // PooledIdleTimeout each, or until the read timeout (which bounds every read
