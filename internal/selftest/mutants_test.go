@@ -39,7 +39,8 @@ const (
 
 // A pin is one run of the suite against a subject in one profile, and the
 // exact set of specs it must fail: a spec outside the set failing, or one
-// in it passing, fails TestMutants. The reference must fail nothing.
+// in it passing, fails TestMutants. The reference must fail nothing but
+// its known deviations.
 //
 // Every mutant runs in the seed profile. It runs in rfc9110 too where that
 // run can tell something the seed run cannot: its defect breaks an
@@ -55,7 +56,10 @@ type pin struct {
 
 var pins = []pin{
 	{"reference", seed, nil},
-	{"reference", rfc, nil},
+	// net/http's chunked reader rejects whitespace before a chunk
+	// extension's ';' (RFC 9112 §7.1.1 allows it), so the reference answers
+	// 502: a known deviation, the spec says so.
+	{"reference", rfc, []string{"framing/request/chunk-extension-whitespace"}},
 
 	// The slow runs first, so that the quick ones fill the other slot.
 	// scenario/timeout/read-hang bounds the wait more loosely than the
@@ -213,6 +217,9 @@ func TestMutants(t *testing.T) {
 				defer func() { <-slots }()
 				report := filepath.Join(dir, p.subject+"."+string(p.profile)+".json")
 				rep, out := runChild(t, exe, p, report)
+				if strings.Contains(out, "WARNING: DATA RACE") {
+					t.Errorf("%s, profile %s: the race detector fired:\n%s", p.subject, p.profile, tail(out, 8000))
+				}
 				mu.Lock()
 				known := base[p.profile]
 				if reference {
