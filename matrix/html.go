@@ -66,8 +66,9 @@ func rank(s conformance.State) string {
 }
 
 type profileHead struct {
-	Name string
-	Span int
+	Name    string
+	Span    int
+	Columns []Column
 }
 
 // failure is one line of a column's list of reasons.
@@ -98,7 +99,9 @@ func (m Matrix) HTML(w io.Writer, title string) error {
 		if first {
 			data.Profiles = append(data.Profiles, profileHead{Name: "profile " + string(c.Profile)})
 		}
-		data.Profiles[len(data.Profiles)-1].Span++
+		head := &data.Profiles[len(data.Profiles)-1]
+		head.Span++
+		head.Columns = append(head.Columns, c)
 		var fs []failure
 		for _, g := range m.Groups {
 			for _, r := range g.Rows {
