@@ -72,6 +72,27 @@ var table = []Mutant{
 		})}),
 	},
 	{
+		Name:   "via-version-fixed",
+		Defect: "always names HTTP/1.1 in its Via member, even for an HTTP/1.0 client",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			if vv := out.Header.Values("Via"); len(vv) > 0 {
+				last := len(vv) - 1
+				if v, ok := strings.CutSuffix(vv[last], "1.0 rws"); ok {
+					out.Header["Via"][last] = v + "1.1 rws"
+				}
+			}
+		})}),
+	},
+	{
+		Name:   "head-as-get",
+		Defect: "sends a HEAD request upstream as a GET",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			if out.Method == http.MethodHead {
+				out.Method = http.MethodGet
+			}
+		})}),
+	},
+	{
 		Name:   "query-dropped",
 		Defect: "forwards the request target without its query",
 		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
@@ -169,6 +190,22 @@ var table = []Mutant{
 				failed := x.failed
 				x.mu.Unlock()
 				if failed {
+					return nil, errNoFailover
+				}
+				return next.RoundTrip(out)
+			})
+		}}),
+	},
+	{
+		Name:   "post-not-failed-over",
+		Defect: "never fails over a non-idempotent request, even when no byte of it reached the failed backend",
+		build: fixed(parts{transport: func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
+				x := exchangeOf(out.Context())
+				x.mu.Lock()
+				failed := x.failed
+				x.mu.Unlock()
+				if failed && !idempotent(out.Method) {
 					return nil, errNoFailover
 				}
 				return next.RoundTrip(out)
