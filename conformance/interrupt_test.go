@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/moby/moby/client"
 
 	"github.com/proxyspec/proxyspec/conformance"
 )
@@ -177,27 +174,24 @@ func groupMembers(pgid int) []string {
 }
 
 // TestContainerInterruptedEarly sends SIGTERM to a run with container
-// backends as soon as its network exists, before any backend container
-// runs (the image may still be building): the run ends and removes what
+// backends as soon as the engine holds anything of it (its network or its
+// image, before any backend container runs): the run ends and removes what
 // it made.
 func TestContainerInterruptedEarly(t *testing.T) {
 	dc := docker(t)
 	c := startContainerChild(t, "reference")
 	pid := c.cmd.Process.Pid
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	defer cancel()
-	res := dc.Events(ctx, client.EventsListOptions{
-		Since:   strconv.FormatInt(c.began.Add(-time.Second).Unix(), 10),
-		Filters: ownedBy(pid).Add("type", "network").Add("event", "create"),
-	})
-	select {
-	case <-res.Messages:
-	case err := <-res.Err:
-		c.cmd.Process.Kill()
-		c.exit(t)
-		t.Fatalf("the run created no network: %v\n%s", err, c.out.String())
+	// Network events carry no labels to filter on: look for the resources.
+	deadline := time.Now().Add(childTimeout)
+	for len(leftovers(t, dc, pid)) == 0 {
+		if time.Now().After(deadline) {
+			c.cmd.Process.Kill()
+			c.exit(t)
+			t.Fatalf("the run made nothing on the engine within %v\n%s", childTimeout, c.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
+	t.Logf("signalled with %v on the engine", leftovers(t, dc, pid))
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
