@@ -205,6 +205,13 @@ func measure(ctx context.Context, c Config, e *env, impls []implementation, rep 
 				fmt.Fprintf(progress, "%-17s skipped: %s\n", im.name, res.Skipped)
 				continue
 			}
+			if err != nil && im.name != Reference {
+				// One peer that will not start (an odd version, a port
+				// taken) must not cost the whole comparison.
+				res.Skipped = "did not start: " + strings.SplitN(err.Error(), "\n", 2)[0]
+				fmt.Fprintf(progress, "%-17s %s\n", im.name, res.Skipped)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("starting %s: %w", im.name, err)
 			}
