@@ -97,18 +97,28 @@ func newContainerPool(cfg *Config) (backendPool, error) {
 	default:
 		return nil, fmt.Errorf("conformance: %s=%q: want %q or nothing", containerURLsEnv, v, reachMapped)
 	}
+	interrupted, release := holdSignals()
+	// The pool is made outside any spec's context: a signal is what stops
+	// the image build, and NewRun then removes what it made.
 	ctx, cancel := context.WithTimeout(context.Background(), poolStartTimeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-interrupted:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	run, err := container.NewRun(ctx, container.WithLog(containerLog()))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("conformance: container backends: %w", err)
 	}
-	p := &containerPool{run: run, reach: reach, idle: map[string]*container.Backend{}}
+	p := &containerPool{run: run, reach: reach, idle: map[string]*container.Backend{}, stopSignals: release}
 	if cs, ok := cfg.Subject.(*containerSubject); ok {
 		cs.attach(run)
 		p.inNetwork = true
 	}
-	p.holdSignals()
 	return p, nil
 }
 
@@ -123,18 +133,33 @@ func containerLog() io.Writer {
 	return io.Discard
 }
 
-// holdSignals keeps SIGINT and SIGTERM from killing the process while the
-// pool lives, so that the containers, network and image are always removed.
-// Ginkgo, which gets the signals too, interrupts the running spec, runs its
-// cleanup and skips the rest; the end of the suite then closes the pool.
-// Without the hold, a second Ctrl-C during that close (Ginkgo stops
-// listening when the suite returns) would end the process half-way. After
-// close the signals take their default course again. (Closing the run from
-// the signal itself would race with the interrupted spec's own cleanup.)
-func (p *containerPool) holdSignals() {
+// holdSignals keeps SIGINT and SIGTERM from killing the process until
+// release, so that the run's containers, network and image are always
+// removed; interrupted is closed at the first signal. Ginkgo, which gets the
+// signals too, interrupts the running spec, runs its cleanup and skips the
+// rest; the end of the suite then closes the pool. Without the hold, a
+// second Ctrl-C during that close (Ginkgo stops listening when the suite
+// returns) would end the process half-way. (Closing the run from the signal
+// itself would race with the interrupted spec's own cleanup.)
+func holdSignals() (interrupted <-chan struct{}, release func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	p.stopSignals = func() { signal.Stop(sig) }
+	first := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+			close(first)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return first, func() {
+		once.Do(func() {
+			signal.Stop(sig)
+			close(done)
+		})
+	}
 }
 
 // start hands out the backend named name: the pooled one, reset, or a new
