@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/proxyspec/proxyspec/conformance"
+	"github.com/proxyspec/proxyspec/fakebackend"
 )
 
 const (
@@ -57,16 +57,20 @@ func (b *backend) requests() ([]*http.Request, []string) {
 	return append([]*http.Request(nil), b.got...), append([]string(nil), b.body...)
 }
 
-// refusing is the URL of a loopback port nobody listens on.
+// refusing is the URL of a loopback port that refuses connections. The fake
+// backend keeps the port bound while refusing, so no other listener on the
+// machine can take it during the test.
 func refusing(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := fakebackend.Start("refusing")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	t.Cleanup(func() { b.Close() })
+	if err := b.SetMode(context.Background(), fakebackend.Refuse); err != nil {
+		t.Fatal(err)
+	}
+	return b.URL()
 }
 
 // resetting answers nothing: it reads the request and closes the connection.
