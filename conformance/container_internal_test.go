@@ -101,6 +101,28 @@ func TestContainerPool(t *testing.T) {
 		nb.Close()
 	}
 
+	// A container subject that exits at once, or whose image the engine
+	// lacks, is a setup failure that says why.
+	topo := Topology{ConnectTimeout: time.Second, ReadTimeout: time.Second}
+	for _, c := range []struct {
+		subject *containerSubject
+		want    string
+	}{
+		{Container(SelfImage, ContainerCmd("proxy", "--no-such-flag={{.ListenPort}}")).(*containerSubject), "flag provided but not defined: -no-such-flag"},
+		{Container("proxyspec-test-absent:never").(*containerSubject), "the kit never pulls"},
+	} {
+		c.subject.attach(p.run)
+		inst, err := c.subject.Start(ctx, topo)
+		if err == nil {
+			inst.Stop(ctx)
+			t.Errorf("%s started", c.subject.Name())
+			continue
+		}
+		if se, ok := errors.AsType[*StartError](err); !ok || !strings.Contains(se.Error()+se.Output, c.want) {
+			t.Errorf("%s: %v, output %q; want a StartError saying %q", c.subject.Name(), err, outputOf(err), c.want)
+		}
+	}
+
 	// In the kit image a fake backend listens on 8080; nothing on 9.
 	for _, c := range []struct {
 		name string

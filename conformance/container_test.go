@@ -57,12 +57,6 @@ var containerChildren = map[string]func() conformance.Config{
 			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
 		}
 	},
-	"no-image": func() conformance.Config {
-		return conformance.Config{
-			Subject:  conformance.Container("proxyspec-test-absent:never"),
-			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
-		}
-	},
 	"inprocess-backends": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Focus: "^forward/get-basic$"}
 	},
@@ -335,14 +329,14 @@ func TestContainerBackendsMapped(t *testing.T) {
 	expectNothingLeft(t, dc, c.cmd.Process.Pid)
 }
 
-// TestContainerSubjectSetupFailures: a container that exits at once, an
-// image the engine does not have, and container backends not asked for are
-// setup failures that say why, and leave nothing behind.
+// TestContainerSubjectSetupFailures: a container that exits at once, and
+// container backends not asked for, are setup failures that say why in the
+// report, and leave nothing behind. (TestContainerPool checks a missing
+// image.)
 func TestContainerSubjectSetupFailures(t *testing.T) {
 	dc := docker(t)
 	for name, want := range map[string]string{
 		"exits":              "flag provided but not defined: -no-such-flag",
-		"no-image":           "the kit never pulls",
 		"inprocess-backends": "needs container backends",
 	} {
 		t.Run(name, func(t *testing.T) {
