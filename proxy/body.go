@@ -15,7 +15,15 @@ type requestBody struct {
 	r    *http.Request
 	read atomic.Int64 // bytes of the client's body consumed by any attempt
 	last *attemptBody
+	// bad is set when reading the client's body failed (malformed chunked
+	// framing, a client gone or too slow): the attempt then failed through
+	// the client's fault, not the backend's.
+	bad atomic.Bool
 }
+
+// clientFault reports whether an attempt failed because the client's body
+// could not be read.
+func (b *requestBody) clientFault() bool { return b.bad.Load() }
 
 func newRequestBody(r *http.Request) *requestBody { return &requestBody{r: r} }
 
@@ -35,7 +43,7 @@ func (b *requestBody) next(first bool) (io.ReadCloser, error) {
 	case b.r.GetBody != nil && !first:
 		return b.r.GetBody()
 	}
-	b.last = &attemptBody{src: b.r.Body, read: &b.read}
+	b.last = &attemptBody{src: b.r.Body, read: &b.read, bad: &b.bad}
 	return b.last, nil
 }
 
@@ -60,6 +68,7 @@ var errRevoked = errors.New("proxy: request body handed to another attempt")
 type attemptBody struct {
 	src     io.Reader
 	read    *atomic.Int64
+	bad     *atomic.Bool
 	mu      sync.Mutex
 	reading bool
 	revoked bool
@@ -76,6 +85,9 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 
 	n, err := a.src.Read(p)
 	a.read.Add(int64(n))
+	if err != nil && err != io.EOF {
+		a.bad.Store(true)
+	}
 
 	a.mu.Lock()
 	a.reading = false

@@ -200,6 +200,15 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			o.aborted = true
 			return
 		}
+		if body.clientFault() {
+			// The client's body could not be read (RFC 9112 §7.1: a
+			// malformed chunk, or the client stalled or left): no backend
+			// is to blame and none would do better. The fault is the
+			// client's, so the answer is 400, not 502.
+			plainText(w, http.StatusBadRequest, "400 Bad Request")
+			o.status = http.StatusBadRequest
+			return
+		}
 		// A request of which no byte left may go anywhere. One that did may
 		// have been acted upon: only an idempotent request (RFC 9110 §9.2.2)
 		// may be sent again. Either way the body must still be whole.

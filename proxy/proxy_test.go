@@ -722,3 +722,31 @@ func TestChainOrder(t *testing.T) {
 		t.Errorf("ran in order %q, want abc!", order.String())
 	}
 }
+
+// A client whose chunked body is malformed gets 400, not 502: no backend is
+// at fault, and no other backend is tried with what is left of the body.
+func TestMalformedClientBodyIs400(t *testing.T) {
+	var tries atomic.Int32
+	count := func() string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tries.Add(1)
+			io.Copy(io.Discard, r.Body)
+		}))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	p := newProxy(t, []string{count(), count()}, WithLogger(discard()))
+	addr := strings.TrimPrefix(serve(t, p), "http://")
+	got := rawExchange(t, addr, "PUT /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 5*time.Second)
+	if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+		t.Errorf("answered %q, want 400", firstLine(got))
+	}
+	if n := tries.Load(); n > 1 {
+		t.Errorf("%d backends tried, want at most the first", n)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
