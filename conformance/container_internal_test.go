@@ -101,6 +101,43 @@ func TestContainerPool(t *testing.T) {
 		nb.Close()
 	}
 
+	// A container subject reached through its published port sees the kit's
+	// client come from the address ClientIP says.
+	subject := Container(SelfImage).(*containerSubject)
+	subject.attach(p.run)
+	p.inNetwork = true // as for a pool made for this subject
+	pb, err := p.start(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := endpoint("a", p.url(pb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := subject.Start(ctx, Topology{Backends: []Endpoint{ep}, ConnectTimeout: time.Second, ReadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, "http://"+inst.Addr()+"/through-subject"); got != "a" {
+		t.Errorf("through the container subject at %s: answered by %q, want a", inst.Addr(), got)
+	}
+	reqs, err := pb.Requests(ctx)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("backend a recorded %+v, %v; want the request through the subject", reqs, err)
+	}
+	xff := reqs[0].Values("X-Forwarded-For")
+	if ci := inst.(*containerInstance).ClientIP(); ci == "" || len(xff) != 1 || xff[0] != ci {
+		t.Errorf("X-Forwarded-For %q, ClientIP %q; want the one the other", xff, ci)
+	}
+	if err := inst.Stop(ctx); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(inst.Output(), "listening") {
+		t.Errorf("the stopped subject's output is %q, want what it printed", inst.Output())
+	}
+	pb.Close()
+	p.inNetwork = false
+
 	// A container subject that exits at once, or whose image the engine
 	// lacks, is a setup failure that says why.
 	topo := Topology{ConnectTimeout: time.Second, ReadTimeout: time.Second}

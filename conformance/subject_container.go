@@ -159,6 +159,9 @@ func (s *containerSubject) Start(ctx context.Context, t Topology) (Instance, err
 		p.Close()
 		return nil, fail(err, out)
 	}
+	if gw, err := p.Gateway(ctx); err == nil {
+		inst.clientIP = gw.Unmap().String()
+	}
 	return inst, nil
 }
 
@@ -214,9 +217,10 @@ func (s *containerSubject) spec(run *container.Run, t Topology) (container.Spec,
 
 // containerInstance is a running Container subject.
 type containerInstance struct {
-	proc  *container.Proc
-	port  int
-	grace time.Duration
+	proc     *container.Proc
+	port     int
+	grace    time.Duration
+	clientIP string
 
 	mu     sync.Mutex
 	output string // the logs, kept once the container is gone
@@ -224,6 +228,11 @@ type containerInstance struct {
 }
 
 func (i *containerInstance) Addr() string { return i.proc.Addr() }
+
+// ClientIP is the address the proxy sees the kit's clients connect from:
+// this host's on the run's network, not the loopback address they dial
+// (Docker forwards the published port from there). "" when unknown.
+func (i *containerInstance) ClientIP() string { return i.clientIP }
 
 func (i *containerInstance) Output() string {
 	i.mu.Lock()

@@ -261,3 +261,19 @@ func (p *Proc) NetworkIP(ctx context.Context) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("container: %s: not connected to %s", p.name, p.run.network)
 }
+
+// Gateway is the address of this host on the run's network: the source
+// address the container sees for connections from this host, whether they
+// come straight to its network address or through a published port.
+func (p *Proc) Gateway(ctx context.Context) (netip.Addr, error) {
+	ins, err := p.ctr.Inspect(ctx)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("container: %s: inspect: %w", p.name, err)
+	}
+	if ins.NetworkSettings != nil {
+		if es := ins.NetworkSettings.Networks[p.run.network]; es != nil && es.Gateway.IsValid() {
+			return es.Gateway, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("container: %s: no gateway on %s", p.name, p.run.network)
+}
