@@ -98,6 +98,84 @@ func init() {
 			Expect(e.ReceivedBy("c")).To(HaveLen(n), "requests backend c (closes) received: one attempt per request")
 		})
 
+		// RFC 9110 allows this failover but does not ask for it: a proxy
+		// that never resends a POST is within it, so only the seed, which
+		// fails over on every connection failure, judges.
+		s.It(Meta{
+			ID:       "failover/post-refused",
+			Title:    "a POST whose backend refuses the connection is sent to the next backend, which answers it",
+			Level:    MUST,
+			Source:   "seed §Automatic failover: a connection failure moves the request to the next backend, whatever its method; RFC 9110 §9.2.2 forbids only retrying what may have been acted upon, and a refused connection carried no byte of the request",
+			Needs:    []Feature{FeatureFailover},
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 2})
+			e.SetMode("a", fakebackend.Refuse)
+
+			// One POST per starting position: the one a round-robin proxy
+			// starts at a must reach b, body and all.
+			n := len(e.Backends)
+			var bodies []string
+			for i := range n {
+				body := fmt.Sprintf("order=%d&amount=100", i)
+				bodies = append(bodies, body)
+				x := e.Do(http.MethodPost, fmt.Sprintf("/failover/post-refused?i=%d", i), []string{"Content-Type: application/x-www-form-urlencoded"}, body)
+				Expect(x.Status()).To(Equal(http.StatusOK), "status the client got for POST %d", i+1)
+				Expect(x.Header("X-Proxyspec-Backend")).To(ConsistOf("b"), "the backend that answered POST %d", i+1)
+			}
+			Expect(e.ReceivedBy("a")).To(BeEmpty(), "a refusing backend cannot have received anything")
+			var got []string
+			for _, r := range e.ReceivedBy("b") {
+				got = append(got, string(r.Body))
+			}
+			Expect(got).To(Equal(bodies), "bodies of the POSTs backend b received: each once, whole, in order")
+		})
+
+		// RFC 9110 does not forbid retrying an idempotent request after a
+		// 5xx (§9.2.2), and some proxies do so when configured to (nginx's
+		// proxy_next_upstream http_500): only the seed judges.
+		s.It(Meta{
+			ID:       "failover/5xx-relayed",
+			Title:    "a backend's own 5xx response is relayed to the client unchanged, not taken for a failure to fail over from",
+			Level:    MUST,
+			Source:   "seed §Automatic failover: only a failed backend connection moves a request to the next backend; a 5xx is a response (RFC 9110 §15.6), relayed like any other",
+			Profiles: []Profile{ProfileSeed},
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 2})
+			// Different statuses and bodies, so that a response moved
+			// from one backend to the other shows.
+			answers := map[string]fakebackend.Behaviour{
+				"a": {Status: http.StatusInternalServerError, Body: fakebackend.Text("a: database unavailable")},
+				"b": {Status: http.StatusServiceUnavailable, Body: fakebackend.Text("b: down for maintenance"),
+					Header: []fakebackend.Field{{Name: "Retry-After", Value: "120"}}},
+			}
+			for name, b := range answers {
+				e.SetDefault(name, b)
+			}
+
+			// One request per starting position, so that each backend's
+			// 5xx is the first answer of one of them.
+			n := len(e.Backends)
+			answered := map[string]int{}
+			for i := range n {
+				x := e.Get(fmt.Sprintf("/failover/5xx-relayed?i=%d", i))
+				from := x.Header("X-Proxyspec-Backend")
+				Expect(from).To(HaveLen(1), "X-Proxyspec-Backend of response %d (status %d): it must come from a backend", i+1, x.Status())
+				want, ok := answers[from[0]]
+				Expect(ok).To(BeTrue(), "response %d names backend %q", i+1, from[0])
+				answered[from[0]]++
+				Expect(x.Status()).To(Equal(want.Status), "status the client got for request %d, answered by %s", i+1, from[0])
+				Expect(string(x.Body)).To(Equal(*want.Body), "body the client got for request %d, answered by %s", i+1, from[0])
+				if from[0] == "b" {
+					Expect(x.Header("Retry-After")).To(Equal([]string{"120"}), "Retry-After of b's 503")
+				}
+			}
+			Expect(e.Received()).To(HaveLen(n), "requests the backends received: one per request, none failed over")
+			for name := range answers {
+				Expect(e.ReceivedBy(name)).To(HaveLen(answered[name]), "requests backend %s received, against the responses it answered", name)
+			}
+		})
+
 		s.It(Meta{
 			ID:       "failover/post-not-replayed",
 			Title:    "a POST that reached a backend which then failed is not sent again, to any backend",

@@ -120,6 +120,36 @@ func init() {
 		})
 
 		s.It(Meta{
+			ID:       "forwarded/via/http10-client",
+			Title:    "names HTTP/1.0 in its Via member for a request it received over HTTP/1.0 (seed: exactly \"1.0 rws\")",
+			Level:    MUST,
+			Source:   "RFC 9110 §7.6.3: received-protocol is the protocol of the message as the intermediary received it, not the one it forwards; seed §Headers: Via: 1.1 rws, for the HTTP/1.1 it is written for",
+			Needs:    []Feature{FeatureVia},
+			Profiles: both,
+		}, func(e *Env) {
+			e.Start(TopologyRequest{Backends: 1})
+
+			x := e.Send("GET /forwarded/via/http10-client HTTP/1.0\r\nHost: " + e.Proxy + "\r\n\r\n")
+
+			Expect(x.Err).NotTo(HaveOccurred(), "the response to an HTTP/1.0 request")
+			Expect(x.Status()).To(Equal(http.StatusOK), "status the client got")
+			got := e.ReceivedBy("a")
+			Expect(got).To(HaveLen(1), "requests backend a received")
+			via := got[0].Values("Via")
+			if e.Profile() == ProfileSeed {
+				Expect(via).To(Equal([]string{"1.0 rws"}), "Via the backend got for an HTTP/1.0 request")
+				return
+			}
+			if len(via) == 0 {
+				return // as in forwarded/via/added: only a Via that is sent is judged
+			}
+			els, err := parseVia(via)
+			Expect(err).NotTo(HaveOccurred(), "Via the backend got: %q", via)
+			Expect(els).To(HaveLen(1), "Via members: the client sent none, so only the proxy's own may arrive: %q", via)
+			Expect(els[0].version()).To(Equal("1.0"), "received-protocol of the proxy's Via member: the client spoke HTTP/1.0: %q", via)
+		})
+
+		s.It(Meta{
 			ID:       "forwarded/host/replaced",
 			Title:    "sends the backend's host and port as Host, in place of the client's",
 			Level:    MUST,
