@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -127,10 +128,113 @@ func TestProxyCutsOffStalledBody(t *testing.T) {
 	if err := awaitClosed(be, slowMargin*gap); err != nil {
 		t.Error(err)
 	}
-	// The client learns it too: the connection ends.
+	// The client learns it too: 408, and the connection ends, for the rest
+	// of the body could no longer be told from a next request.
 	c.SetReadDeadline(time.Now().Add(slowMargin * gap))
-	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("the stalled client's connection was left open")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response to the stalled client: %v", err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || !res.Close {
+		t.Errorf("stalled client got status %d, Connection %q; want 408 and close", res.StatusCode, res.Header.Get("Connection"))
+	}
+	awaitEOF(t, br, "the stalled client's connection was left open")
+}
+
+// earlyBackend answers as soon as it has the request head, without reading
+// the body, as a backend refusing an upload does.
+func earlyBackend(t *testing.T) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Without close, net/http would read the body before answering.
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "early")
+	}))
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+// A backend may answer before the body has all arrived. If the client
+// then stalls, the connection must end once the gap timeout fires: left
+// open, the rest of the body, sent later, would be read as a new request.
+func TestProxyClosesAfterEarlyAnswerToStalledBody(t *testing.T) {
+	const gap = 300 * time.Millisecond
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", earlyBackend(t), "--client-body-timeout", gap.String())
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	// One gap for the body read the proxy's transport had under way when
+	// the answer came, one for the proxy's own read of what is left.
+	c.SetReadDeadline(time.Now().Add(slowMargin * 2 * gap))
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || string(body) != "early" {
+		t.Fatalf("got %d %q (%v), want the backend's early 200 whole", res.StatusCode, body, err)
+	}
+	awaitEOF(t, br, "the connection of a client stalled after an early answer was left open")
+}
+
+// When the client sends the rest of its body after an early answer, the
+// proxy reads it and the connection serves the next request: a body the
+// backend did not want is no reason to drop the client.
+func TestProxyKeepsConnectionAfterEarlyAnswer(t *testing.T) {
+	const gap = time.Second
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", earlyBackend(t), "--client-body-timeout", gap.String())
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(slowMargin * gap))
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	for i, more := range []string{"0123456789", ""} {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: no response: %v", i+1, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK || string(body) != "early" || res.Close {
+			t.Fatalf("request %d: got %d %q close=%v (%v), want the early 200 on a kept connection", i+1, res.StatusCode, body, res.Close, err)
+		}
+		if more == "" {
+			break
+		}
+		// The rest of the first body, then a second request.
+		if _, err := io.WriteString(c, more+"GET /again HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// awaitEOF fails the test unless the connection behind br ends (within the
+// deadline already set on it) with no further byte.
+func awaitEOF(t *testing.T, br *bufio.Reader, open string) {
+	t.Helper()
+	n, err := io.Copy(io.Discard, br)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Error(open)
+	case n > 0:
+		t.Errorf("%d bytes after the response", n)
 	}
 }
 
