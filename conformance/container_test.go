@@ -88,6 +88,18 @@ type containerChild struct {
 	out    bytes.Buffer
 	report string
 	began  time.Time
+	done   chan struct{} // closed when the child is waited for
+	err    error         // of Wait
+}
+
+// exited is a channel that yields Wait's error once the child has exited.
+func (c *containerChild) exited() <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		<-c.done
+		ch <- c.err
+	}()
+	return ch
 }
 
 func startContainerChild(t *testing.T, name string, env ...string) *containerChild {
@@ -105,6 +117,11 @@ func startContainerChild(t *testing.T, name string, env ...string) *containerChi
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	c.done = make(chan struct{})
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
 	return c
 }
 
@@ -122,14 +139,12 @@ func (c *containerChild) wait(t *testing.T) (int, conformance.Report) {
 // exit waits for the child and returns its exit status.
 func (c *containerChild) exit(t *testing.T) int {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
 	var err error
 	select {
-	case err = <-done:
+	case err = <-c.exited():
 	case <-time.After(childTimeout):
 		c.cmd.Process.Kill()
-		<-done
+		<-c.exited()
 		t.Fatalf("child ran longer than %v\n%s", childTimeout, c.out.String())
 	}
 	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
@@ -372,6 +387,8 @@ func TestContainerInterrupted(t *testing.T) {
 		c.cmd.Process.Kill()
 		c.exit(t)
 		t.Fatalf("no container of the run started: %v\n%s", err, c.out.String())
+	case <-c.done:
+		t.Fatalf("the run ended before any container started\n%s", c.out.String())
 	}
 	cancel()
 	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
