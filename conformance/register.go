@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -194,7 +195,14 @@ func (l *lazyPool) get() (backendPool, error) {
 }
 
 func (l *lazyPool) close() error {
-	if l == nil || l.pool == nil {
+	if l == nil {
+		return nil
+	}
+	// Waits for a pool still being created (Do returns only once the first
+	// call's function has), and makes any later get fail instead of
+	// starting a pool nobody would close.
+	l.once.Do(func() { l.err = errors.New("conformance: backend pool already closed") })
+	if l.pool == nil {
 		return nil
 	}
 	return l.pool.close()
