@@ -22,7 +22,7 @@ var symbols = map[conformance.State]string{
 
 // Markdown writes the matrix as one table per profile, columns being the
 // implementations run against it, then the failures of each implementation
-// with their one-line reasons. Headings start at level 3, for a README
+// with their one-line reasons. Headings are at level 4, for a README
 // section.
 func (m Matrix) Markdown(w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -34,7 +34,7 @@ func (m Matrix) Markdown(w io.Writer) error {
 				cols = append(cols, i)
 			}
 		}
-		fmt.Fprintf(bw, "\n### Profile %s\n\n", p)
+		fmt.Fprintf(bw, "\n#### Profile %s\n\n", p)
 		fmt.Fprint(bw, "| spec | level | source |")
 		for _, i := range cols {
 			fmt.Fprintf(bw, " %s |", mdCell(m.Columns[i].Subject))

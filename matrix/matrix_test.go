@@ -92,14 +92,14 @@ func TestMarkdown(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"### Profile seed\n\n| spec | level | source | nginx | caddy |\n|---|---|---|:-:|:-:|\n",
+		"#### Profile seed\n\n| spec | level | source | nginx | caddy |\n|---|---|---|:-:|:-:|\n",
 		"| **a** | | | | |\n",
 		"| `a/1` | MUST | RFC 9110 §7.6.1 | ❌ | ✅ |\n",
 		"| `a/2` | MUST | RFC 9110 §7.6.1 | ✅ | ⚠️ |\n",
 		"| **passed** | | | 1/2 | 0/0 |\n",
 		"**nginx**, profile seed:\n\n- ❌ `a/1` (MUST): why a/1\n",
 		"**caddy**, profile seed:\n\n- ⚠️ `a/2` (MUST): \n",
-		"### Profile rfc9110\n\n| spec | level | source | caddy |\n",
+		"#### Profile rfc9110\n\n| spec | level | source | caddy |\n",
 		"| `a/1` | MUST | RFC 9110 §7.6.1 | ➖ |\n",
 	} {
 		if !strings.Contains(md, want) {
