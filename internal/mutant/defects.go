@@ -18,10 +18,11 @@ var errNoFailover = errors.New("mutant: no failover after a failed attempt")
 
 // framing fields are left alone by no-response-stripping: relaying them
 // would not leak a field but break the response's framing, a different
-// defect.
+// defect (transfer-encoding-relayed). Trailer does not frame a body sent
+// with a Content-Length: it is relayed.
 func framing(name string) bool {
 	switch textproto.CanonicalMIMEHeaderKey(name) {
-	case "Content-Length", "Transfer-Encoding", "Trailer":
+	case "Content-Length", "Transfer-Encoding":
 		return true
 	}
 	return false

@@ -12,12 +12,16 @@ import (
 type exchange struct {
 	in   http.Header // the client's header as received, hop-by-hop fields included
 	host string      // the client's Host
+	te   []string    // the client's Transfer-Encoding, which net/http keeps out of in
 
 	mu       sync.Mutex
 	upstream http.Header // the last response a backend returned, before the proxy's rules
-	failed   bool        // an upstream attempt failed
-	err      error       // how the last failed attempt failed
-	body     *recorder   // the client's body as read so far (post-replayed only)
+	// upstreamTE is that response's Transfer-Encoding, which net/http
+	// keeps out of its header.
+	upstreamTE []string
+	failed     bool      // an upstream attempt failed
+	err        error     // how the last failed attempt failed
+	body       *recorder // the client's body as read so far (post-replayed only)
 }
 
 type exchangeKey struct{}
@@ -25,7 +29,7 @@ type exchangeKey struct{}
 // track puts a fresh exchange into every request's context.
 func track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x := &exchange{in: r.Header.Clone(), host: r.Host}
+		x := &exchange{in: r.Header.Clone(), host: r.Host, te: r.TransferEncoding}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 	})
 }
@@ -54,6 +58,7 @@ func record(next http.RoundTripper) http.RoundTripper {
 			return nil, err
 		}
 		x.upstream = res.Header.Clone()
+		x.upstreamTE = res.TransferEncoding
 		return res, nil
 	})
 }

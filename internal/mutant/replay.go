@@ -122,3 +122,10 @@ func idempotent(method string) bool {
 	}
 	return false
 }
+
+// untouched reports whether nothing has been read through r yet.
+func (r *recorder) untouched() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Len() == 0 && !r.eof
+}

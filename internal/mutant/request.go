@@ -3,6 +3,7 @@ package mutant
 import (
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 )
 
@@ -65,4 +66,53 @@ func lastElement(vv []string) string {
 	}
 	all := strings.Split(vv[len(vv)-1], ",")
 	return strings.TrimSpace(all[len(all)-1])
+}
+
+// keepFixedList is hop-by-hop-list-kept: only Connection and the fields it
+// names are stripped, so the well-known hop-by-hop fields (Keep-Alive, TE,
+// Trailer, Upgrade, Proxy-Connection...) travel on unless the client named
+// them. Transfer-Encoding is left to transfer-encoding-relayed.
+func keepFixedList(out *http.Request, x *exchange) {
+	named := map[string]bool{}
+	for _, n := range connectionOptions(x.in) {
+		named[textproto.CanonicalMIMEHeaderKey(n)] = true
+	}
+	for _, name := range fixedHopByHop {
+		vv := x.in.Values(name)
+		if name == "Connection" || name == "Transfer-Encoding" || named[name] || len(vv) == 0 {
+			continue
+		}
+		key := name
+		if name == "Trailer" {
+			key = onWire(name)
+		}
+		out.Header[key] = append([]string(nil), vv...)
+	}
+}
+
+// keepTETrailers is te-trailers-kept, httputil.ReverseProxy's way: a
+// client's TE that accepts trailers goes upstream as "TE: trailers", named
+// in no Connection, so the backend takes it for the proxy's own.
+func keepTETrailers(out *http.Request, x *exchange) {
+	for _, v := range x.in.Values("Te") {
+		for el := range strings.SplitSeq(v, ",") {
+			if name, _, _ := strings.Cut(el, ";"); strings.EqualFold(textproto.TrimString(name), "trailers") {
+				out.Header.Set("Te", "trailers")
+				return
+			}
+		}
+	}
+}
+
+// reverseRepeated is end-to-end-reordered: the lines of every repeated
+// field go upstream in reverse order, as a proxy that rebuilds the header
+// by prepending does.
+func reverseRepeated(out *http.Request, _ *exchange) {
+	for k, vv := range out.Header {
+		if len(vv) > 1 {
+			rev := slices.Clone(vv)
+			slices.Reverse(rev)
+			out.Header[k] = rev
+		}
+	}
 }

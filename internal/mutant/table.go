@@ -84,6 +84,43 @@ var table = []Mutant{
 		})}),
 	},
 	{
+		Name:   "hop-by-hop-list-kept",
+		Defect: "strips only Connection and the fields it names: Keep-Alive, TE, Trailer, Upgrade, Proxy-Connection... reach the backend when not named",
+		build:  fixed(parts{transport: editRequest(keepFixedList)}),
+	},
+	{
+		Name:   "te-trailers-kept",
+		Defect: "sends a client's TE: trailers upstream without naming TE in Connection (httputil.ReverseProxy's behaviour)",
+		build:  fixed(parts{transport: editRequest(keepTETrailers)}),
+	},
+	{
+		Name:   "via-malformed",
+		Defect: "replaces the Via list with a member lacking its received-protocol (\"Via: rws\")",
+		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
+			out.Header.Set("Via", "rws")
+		})}),
+	},
+	{
+		Name:   "end-to-end-reordered",
+		Defect: "forwards the lines of a repeated request field in reverse order",
+		build:  fixed(parts{transport: editRequest(reverseRepeated)}),
+	},
+	{
+		Name:   "transfer-encoding-relayed",
+		Defect: "relays Transfer-Encoding as an end-to-end field, both ways, next to its own framing",
+		build:  func(conformance.Topology) parts { return relayTE() },
+	},
+	{
+		Name:   "target-normalized",
+		Defect: "decodes, cleans and re-encodes the request path and re-encodes the query",
+		build:  fixed(parts{transport: editRequest(normalizeTarget)}),
+	},
+	{
+		Name:   "open-proxy",
+		Defect: "proxies a request whose Host or absolute-form target names another (loopback) server there, and tunnels CONNECT",
+		build:  fixed(parts{handler: openProxy}),
+	},
+	{
 		Name:   "head-as-get",
 		Defect: "sends a HEAD request upstream as a GET",
 		build: fixed(parts{transport: editRequest(func(out *http.Request, _ *exchange) {
@@ -114,9 +151,13 @@ var table = []Mutant{
 				return code
 			}
 			for k, vv := range x.upstreamHeader() {
-				if _, ok := h[k]; !ok && !framing(k) {
-					h[k] = vv
+				if _, ok := h[k]; ok || framing(k) {
+					continue
 				}
+				if k == "Trailer" {
+					k = onWire(k)
+				}
+				h[k] = vv
 			}
 			return code
 		})}),
@@ -174,6 +215,11 @@ var table = []Mutant{
 		})}),
 	},
 	{
+		Name:   "error-detail-in-body",
+		Defect: "tells the client in the body of its 502 why the last backend failed, address included",
+		build:  fixed(parts{handler: leakInBody}),
+	},
+	{
 		Name:   "truncation-hidden",
 		Defect: "ends a chunked response cut short by its backend with a last chunk, as if it were complete",
 		build:  fixed(parts{handler: hideAbort}),
@@ -218,6 +264,26 @@ var table = []Mutant{
 		build:  replayed,
 	},
 	{
+		Name:   "retry-same-backend",
+		Defect: "sends a failed attempt once more to the same backend, whatever the method, before failing over",
+		build:  fixed(parts{transport: retrySame}),
+	},
+	{
+		Name:   "random-start",
+		Defect: "starts each request at a backend drawn at random (fair, but not round-robin)",
+		build:  randomStart,
+	},
+	{
+		Name:   "skewed-5-points",
+		Defect: "over three backends, sends the first 46/120 of the requests (a fair third plus 5 points), by smooth weighted round-robin",
+		build:  skewedByWeights,
+	},
+	{
+		Name:   "round-robin-per-attempt",
+		Defect: "advances its round-robin counter on every failed attempt too, so a failing backend shifts the next requests' start",
+		build:  perAttempt,
+	},
+	{
 		Name:   "skewed-round-robin",
 		Defect: "starts every other request at the first backend, round-robin for the rest",
 		build: func(conformance.Topology) parts {
@@ -238,6 +304,20 @@ var table = []Mutant{
 		Name:   "read-timeout-total",
 		Defect: "bounds a whole attempt by the read timeout instead of each wait for the backend",
 		build:  totalDeadline,
+	},
+	{
+		Name:   "read-timeout-quarter",
+		Defect: "gives up on a backend's response after a quarter of the configured read timeout",
+		build: func(t conformance.Topology) parts {
+			return parts{opts: []proxy.Option{proxy.WithReadTimeout(t.ReadTimeout / 4)}}
+		},
+	},
+	{
+		Name:   "connect-timeout-quarter",
+		Defect: "gives up on a connection after a quarter of the configured connect timeout",
+		build: func(t conformance.Topology) parts {
+			return parts{opts: []proxy.Option{proxy.WithConnectTimeout(t.ConnectTimeout / 4)}}
+		},
 	},
 	{
 		Name:   "connect-timeout-4x",
@@ -264,6 +344,11 @@ var table = []Mutant{
 		Name:   "prefix-naive",
 		Defect: "matches the path prefix as a plain string on the raw path: no segment boundary, dot segments not resolved",
 		build:  naivePrefix,
+	},
+	{
+		Name:   "prefix-stripped",
+		Defect: "cuts the path prefix off the path before forwarding",
+		build:  stripPrefix,
 	},
 	{
 		Name:   "prefix-ignored",
