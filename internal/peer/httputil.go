@@ -13,9 +13,9 @@ import (
 	"github.com/proxyspec/proxyspec/conformance"
 )
 
-// via is the member the seed's proxy adds to Via (RFC 9110 §7.6.3); the peers
-// add the same, so that they are judged on forwarding rather than naming.
-const via = "1.1 rws"
+// pseudonym names the peers in Via as the seed's proxy names itself, so that
+// they are judged on forwarding rather than on naming.
+const pseudonym = "rws"
 
 // errNoBackends ends a request when the topology has no backend.
 var errNoBackends = errors.New("no backend configured")
@@ -48,12 +48,14 @@ func HTTPUtil(t conformance.Topology) (http.Handler, error) {
 
 // direct does what both peers' Directors share: the scheme, Host from the
 // chosen backend (an empty r.Host makes the Transport send URL.Host), and
-// Via. ReverseProxy itself appends the client to X-Forwarded-For and drops
-// the hop-by-hop fields after the Director ran.
+// Via, which names the protocol the request was received with (RFC 9110
+// §7.6.3), not the one it is sent with. ReverseProxy itself appends the
+// client to X-Forwarded-For and drops the hop-by-hop fields after the
+// Director ran.
 func direct(r *http.Request) {
 	r.URL.Scheme = "http"
 	r.Host = ""
-	r.Header.Add("Via", via)
+	r.Header.Add("Via", fmt.Sprintf("%d.%d %s", r.ProtoMajor, r.ProtoMinor, pseudonym))
 }
 
 // transport is a copy of http.DefaultTransport with the topology's timeouts.

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,8 +150,8 @@ func TestRoundRobinAndHeaders(t *testing.T) {
 			if r.Host != strings.TrimPrefix(bs[1].URL, "http://") {
 				t.Errorf("Host = %q, want the backend's %s", r.Host, bs[1].URL)
 			}
-			if v := r.Header.Values("Via"); len(v) != 1 || v[0] != via {
-				t.Errorf("Via = %q, want [%q]", v, via)
+			if v := r.Header.Values("Via"); len(v) != 1 || v[0] != "1.1 rws" {
+				t.Errorf("Via = %q, want [\"1.1 rws\"]", v)
 			}
 			if v := r.Header.Get("X-Forwarded-For"); v != "127.0.0.1" {
 				t.Errorf("X-Forwarded-For = %q, want 127.0.0.1", v)
@@ -162,6 +163,29 @@ func TestRoundRobinAndHeaders(t *testing.T) {
 				t.Errorf("target = %q, want /x?q=1", r.RequestURI)
 			}
 		})
+	}
+}
+
+// TestViaNamesTheReceivedProtocol sends an HTTP/1.0 request: the Via the
+// backend gets names 1.0, though the request goes on as HTTP/1.1.
+func TestViaNamesTheReceivedProtocol(t *testing.T) {
+	b := newBackend(t, "a", nil)
+	proxy := serve(t, HTTPUtil, "", b.URL)
+	c, err := net.Dial("tcp", strings.TrimPrefix(proxy, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(margin * readTimeout))
+	if _, err := io.WriteString(c, "GET /old HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	got, _ := b.requests()
+	if len(got) != 1 || got[0].Header.Get("Via") != "1.0 rws" || got[0].Proto != "HTTP/1.1" {
+		t.Fatalf("backend got %d requests; want one HTTP/1.1 request with Via: 1.0 rws", len(got))
 	}
 }
 
