@@ -38,15 +38,32 @@ type rawBackend struct {
 // answer writes a small 200 response.
 func startRaw(t *testing.T, answer func(c net.Conn, s seen)) *rawBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &rawBackend{ln: ln, reqs: make(chan seen, 64)}
 	if answer == nil {
 		answer = func(c net.Conn, _ seen) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
 		}
+	}
+	b := &rawBackend{reqs: make(chan seen, 64)}
+	b.ln = serveConns(t, func(c net.Conn, _ int) {
+		s, ok := readRequest(c)
+		if !ok {
+			return
+		}
+		b.reqs <- s
+		answer(c, s)
+	})
+	return b
+}
+
+// serveConns listens on a loopback port and serves each connection with
+// handle on its own goroutine, n counting connections from 1 in accept
+// order; the connection is closed when handle returns. Cleanup closes the
+// listener and every open connection, and waits for the handlers to end.
+func serveConns(t *testing.T, handle func(c net.Conn, n int)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -63,7 +80,7 @@ func startRaw(t *testing.T, answer func(c net.Conn, s seen)) *rawBackend {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		for n := 1; ; n++ {
 			c, err := ln.Accept()
 			if err != nil {
 				return
@@ -80,16 +97,11 @@ func startRaw(t *testing.T, answer func(c net.Conn, s seen)) *rawBackend {
 					delete(conns, c)
 					mu.Unlock()
 				}()
-				s, ok := readRequest(c)
-				if !ok {
-					return
-				}
-				b.reqs <- s
-				answer(c, s)
+				handle(c, n)
 			}()
 		}
 	}()
-	return b
+	return ln
 }
 
 func (b *rawBackend) url() string { return "http://" + b.ln.Addr().String() }

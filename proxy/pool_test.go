@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -34,57 +33,25 @@ const ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\
 // returns false to close the connection instead of reading another request.
 func startKeep(t *testing.T, answer func(c net.Conn, k kept) bool) *keepBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &keepBackend{ln: ln, reqs: make(chan kept, 64)}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 1; ; n++ {
-			c, err := ln.Accept()
+	b := &keepBackend{reqs: make(chan kept, 64)}
+	b.ln = serveConns(t, func(c net.Conn, n int) {
+		br := bufio.NewReader(c)
+		for seq := 1; ; seq++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for seq := 1; ; seq++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					k := kept{conn: n, seq: seq, req: req, body: string(body)}
-					b.reqs <- k
-					if !answer(c, k) {
-						return
-					}
-				}
-			}()
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			k := kept{conn: n, seq: seq, req: req, body: string(body)}
+			b.reqs <- k
+			if !answer(c, k) {
+				return
+			}
 		}
-	}()
+	})
 	return b
 }
 
