@@ -1,14 +1,10 @@
 package conformance_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,9 +22,6 @@ import (
 // (RunSpecs runs once per process), then look on the engine for what the
 // child left, by the labels every resource of a run carries.
 
-// containerChildEnv names the configuration a re-executed test binary runs.
-const containerChildEnv = "PROXYSPEC_TEST_CONTAINER_CHILD"
-
 // selfSpecs are the specs the container subject runs: plain forwarding,
 // failover over a refusal and over a connect timeout, hop-by-hop fields
 // both ways.
@@ -41,118 +34,25 @@ const modeSpecs = `^(timeouts/connect|failover/connect-timeout|failover/refused|
 // published ports.
 const publishedPortsReason = "behind a port Docker publishes"
 
-var containerChildren = map[string]func() conformance.Config{
-	"reference": func() conformance.Config {
+func init() {
+	children["reference"] = func() conformance.Config {
 		return conformance.Config{Subject: reference.Subject(nil), Backends: conformance.BackendsContainers}
-	},
-	"self": func() conformance.Config {
+	}
+	children["self"] = func() conformance.Config {
 		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Backends: conformance.BackendsContainers, Focus: selfSpecs}
-	},
-	"mapped": func() conformance.Config {
+	}
+	children["mapped"] = func() conformance.Config {
 		return conformance.Config{Subject: reference.Subject(nil), Backends: conformance.BackendsContainers, Focus: modeSpecs}
-	},
-	"exits": func() conformance.Config {
+	}
+	children["exits"] = func() conformance.Config {
 		return conformance.Config{
 			Subject:  conformance.Container(conformance.SelfImage, conformance.ContainerCmd("proxy", "--no-such-flag={{.ListenPort}}")),
 			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
 		}
-	},
-	"inprocess-backends": func() conformance.Config {
+	}
+	children["inprocess-backends"] = func() conformance.Config {
 		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Focus: "^forward/get-basic$"}
-	},
-}
-
-func TestContainerChild(t *testing.T) {
-	name := os.Getenv(containerChildEnv)
-	if name == "" {
-		t.Skip("runs only as a child process of a container test")
 	}
-	cfg := containerChildren[name]()
-	cfg.ReportJSON = os.Getenv("PROXYSPEC_TEST_REPORT")
-	cfg.Output = os.Stdout
-	rep, err := conformance.Run(cfg, false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(conformance.ExitSetup)
-	}
-	os.Exit(rep.ExitCode())
-}
-
-// childTimeout bounds one child run: a first build of the proxyspec binary
-// plus the whole suite.
-const childTimeout = 4 * time.Minute
-
-// containerChild is a child process running one configuration.
-type containerChild struct {
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	report string
-	began  time.Time
-	done   chan struct{} // closed when the child is waited for
-	err    error         // of Wait
-}
-
-// exited is a channel that yields Wait's error once the child has exited.
-func (c *containerChild) exited() <-chan error {
-	ch := make(chan error, 1)
-	go func() {
-		<-c.done
-		ch <- c.err
-	}()
-	return ch
-}
-
-func startContainerChild(t *testing.T, name string, env ...string) *containerChild {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &containerChild{report: filepath.Join(t.TempDir(), "report.json")}
-	c.cmd = exec.Command(exe, "-test.run=^TestContainerChild$", "-test.count=1")
-	c.cmd.Env = append(os.Environ(), containerChildEnv+"="+name, "PROXYSPEC_TEST_REPORT="+c.report)
-	c.cmd.Env = append(c.cmd.Env, env...)
-	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
-	c.began = time.Now()
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.done = make(chan struct{})
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	return c
-}
-
-// wait waits for the child and returns its exit status and report.
-func (c *containerChild) wait(t *testing.T) (int, conformance.Report) {
-	t.Helper()
-	code := c.exit(t)
-	rep, err := conformance.ReadReport(c.report)
-	if err != nil {
-		t.Fatalf("child (exit %d) left no report: %v\n%s", code, err, c.out.String())
-	}
-	return code, rep
-}
-
-// exit waits for the child and returns its exit status.
-func (c *containerChild) exit(t *testing.T) int {
-	t.Helper()
-	var err error
-	select {
-	case err = <-c.exited():
-	case <-time.After(childTimeout):
-		c.cmd.Process.Kill()
-		<-c.exited()
-		t.Fatalf("child ran longer than %v\n%s", childTimeout, c.out.String())
-	}
-	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-		return ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return 0
 }
 
 // docker returns a client of the engine, or skips the test when there is
@@ -259,8 +159,8 @@ func expectNothingLeft(t *testing.T, dc client.APIClient, pid int) {
 // backends in process, from a handful of pooled containers.
 func TestContainerBackendsReference(t *testing.T) {
 	dc := docker(t)
-	c := startContainerChild(t, "reference")
-	code, rep := c.wait(t)
+	c := startChild(t, "reference")
+	code, rep := c.wait(t, childTimeout)
 	took := time.Since(c.began)
 	t.Logf("the seed suite with container backends took %v (%d specs)", took.Round(100*time.Millisecond), len(rep.Specs))
 	// Where this host does not route to the container network, specs that
@@ -298,8 +198,8 @@ func TestContainerBackendsReference(t *testing.T) {
 // blackholed backend inside the network is what it is in process.
 func TestContainerSubjectSelf(t *testing.T) {
 	dc := docker(t)
-	c := startContainerChild(t, "self")
-	code, rep := c.wait(t)
+	c := startChild(t, "self")
+	code, rep := c.wait(t, childTimeout)
 	t.Logf("%d specs with the container subject took %v", len(rep.Specs), time.Since(c.began).Round(100*time.Millisecond))
 	if code != conformance.ExitPassed || len(rep.Specs) != 5 || rep.Totals.Passed != 5 {
 		t.Errorf("exit %d, totals %+v for %d specs; want 5 passed\n%s", code, rep.Totals, len(rep.Specs), c.out.String())
@@ -319,8 +219,8 @@ func TestContainerSubjectSelf(t *testing.T) {
 // supported; the others still pass.
 func TestContainerBackendsMapped(t *testing.T) {
 	dc := docker(t)
-	c := startContainerChild(t, "mapped", "PROXYSPEC_CONTAINER_URLS=mapped")
-	code, rep := c.wait(t)
+	c := startChild(t, "mapped", "PROXYSPEC_CONTAINER_URLS=mapped")
+	code, rep := c.wait(t, childTimeout)
 	st := states(rep)
 	want := map[string]conformance.State{
 		"timeouts/connect":         conformance.StateNotSupported,
@@ -355,8 +255,8 @@ func TestContainerSubjectSetupFailures(t *testing.T) {
 		"inprocess-backends": "needs container backends",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := startContainerChild(t, name)
-			code, rep := c.wait(t)
+			c := startChild(t, name)
+			code, rep := c.wait(t, childTimeout)
 			if code != conformance.ExitSetup || len(rep.Specs) != 1 || rep.Specs[0].State != conformance.StateSetupFailed {
 				t.Fatalf("exit %d, specs %+v; want one setup failure\n%s", code, rep.Specs, c.out.String())
 			}
@@ -373,7 +273,7 @@ func TestContainerSubjectSetupFailures(t *testing.T) {
 // and image.
 func TestContainerInterrupted(t *testing.T) {
 	dc := docker(t)
-	c := startContainerChild(t, "reference")
+	c := startChild(t, "reference")
 	pid := c.cmd.Process.Pid
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
@@ -385,7 +285,7 @@ func TestContainerInterrupted(t *testing.T) {
 	case <-res.Messages:
 	case err := <-res.Err:
 		c.cmd.Process.Kill()
-		c.exit(t)
+		c.exit(t, childTimeout)
 		t.Fatalf("no container of the run started: %v\n%s", err, c.out.String())
 	case <-c.done:
 		t.Fatalf("the run ended before any container started\n%s", c.out.String())
@@ -394,7 +294,7 @@ func TestContainerInterrupted(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.exit(t); code == conformance.ExitPassed {
+	if code := c.exit(t, childTimeout); code == conformance.ExitPassed {
 		t.Errorf("an interrupted run exited %d, want a failure\n%s", code, c.out.String())
 	}
 	expectNothingLeft(t, dc, pid)

@@ -1,14 +1,9 @@
 package conformance_test
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,44 +86,14 @@ const floodFactor = 20
 // runHostile runs a hostile child and fails the test if it outlives bound.
 func runHostile(t *testing.T, name string, specs int) (int, string, conformance.Report) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	report := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(exe, "-test.run=^TestChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+name, "PROXYSPEC_TEST_REPORT="+report)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	bound := hostileBound(specs)
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(bound):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the kit ran %v against the %s subject, beyond the bound %v\n%s", time.Since(began), name, bound, out.String())
-	}
-	t.Logf("%s: %v (bound %v)", name, time.Since(began).Round(time.Millisecond), bound)
-	code := 0
-	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := conformance.ReadReport(report)
-	if err != nil {
-		t.Fatalf("%s (exit %d) left no report: %v\n%s", name, code, err, out.String())
-	}
+	c := startChild(t, name)
+	code, rep := c.wait(t, bound)
+	t.Logf("%s: %v (bound %v)", name, time.Since(c.began).Round(time.Millisecond), bound)
 	if len(rep.Specs) != specs {
-		t.Fatalf("%s: %d specs in the report, want %d\n%s", name, len(rep.Specs), specs, out.String())
+		t.Fatalf("%s: %d specs in the report, want %d\n%s", name, len(rep.Specs), specs, c.out.String())
 	}
-	return code, out.String(), rep
+	return code, c.out.String(), rep
 }
 
 // expectStates checks every spec ended in state, with a failure message

@@ -15,9 +15,6 @@ import (
 // with known deviations: what they check is the kit's handling of a
 // subject, not httputil.
 
-// childEnv marks a process re-executed by a framework test.
-const childEnv = "PROXYSPEC_TEST_CHILD"
-
 // roundRobin builds the example proxy for a topology.
 func roundRobin(t conformance.Topology) (http.Handler, error) {
 	rp, err := newReverseProxy(t)

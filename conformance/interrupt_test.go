@@ -1,10 +1,8 @@
 package conformance_test
 
 import (
-	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,26 +66,13 @@ func TestInterruptCommandRun(t *testing.T) {
 }
 
 func testInterruptCommand(t *testing.T, sig syscall.Signal, after int) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pids")
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=interrupt-command", pidFileEnv+"="+pidFile, "TMPDIR="+tmp,
-		"PROXYSPEC_TEST_REPORT="+filepath.Join(dir, "report.json"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	c := startChild(t, "interrupt-command", pidFileEnv+"="+pidFile, "TMPDIR="+tmp)
 
 	// Wait for the after-th subject to start, or the run to end first.
 	var pids []int
@@ -95,26 +80,20 @@ func testInterruptCommand(t *testing.T, sig syscall.Signal, after int) {
 	defer tick.Stop()
 	for len(pids) < after {
 		select {
-		case err := <-exited:
-			t.Fatalf("the run ended (%v) before %d subjects started (%v)\n%s", err, after, pids, out.String())
+		case <-c.done:
+			t.Fatalf("the run ended (%v) before %d subjects started (%v)\n%s", c.err, after, pids, c.out.String())
 		case <-tick.C:
 			pids = readPids(t, pidFile)
 		}
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	select {
-	case err = <-exited:
-	case <-time.After(interruptBound):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("the run did not exit within %v of %v\n%s", interruptBound, sig, out.String())
-	}
-	t.Logf("exited %v after %v", err, time.Since(began).Round(time.Millisecond))
-	if err == nil {
-		t.Errorf("an interrupted run exited 0, as if it had passed\n%s", out.String())
+	code := c.exit(t, interruptBound)
+	t.Logf("exited %d after %v", code, time.Since(began).Round(time.Millisecond))
+	if code == 0 {
+		t.Errorf("an interrupted run exited 0, as if it had passed\n%s", c.out.String())
 	}
 	// Every subject the run started, whatever it was doing, is gone with
 	// its whole process group.
@@ -179,14 +158,14 @@ func groupMembers(pgid int) []string {
 // it made.
 func TestContainerInterruptedEarly(t *testing.T) {
 	dc := docker(t)
-	c := startContainerChild(t, "reference")
+	c := startChild(t, "reference")
 	pid := c.cmd.Process.Pid
 	// Network events carry no labels to filter on: look for the resources.
 	deadline := time.Now().Add(childTimeout)
 	for len(leftovers(t, dc, pid)) == 0 {
 		if time.Now().After(deadline) {
 			c.cmd.Process.Kill()
-			c.exit(t)
+			c.exit(t, childTimeout)
 			t.Fatalf("the run made nothing on the engine within %v\n%s", childTimeout, c.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -195,7 +174,7 @@ func TestContainerInterruptedEarly(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.exit(t); code == conformance.ExitPassed {
+	if code := c.exit(t, childTimeout); code == conformance.ExitPassed {
 		t.Errorf("an interrupted run exited %d, want a failure\n%s", code, c.out.String())
 	}
 	expectNothingLeft(t, dc, pid)

@@ -2,30 +2,24 @@ package conformance_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/proxyspec/proxyspec/conformance"
 )
 
-// Ginkgo's RunSpecs runs once per process, so each case of these tests
-// re-executes the test binary, which runs TestChild with the case's config.
-
 // ownSpecs pins the framework tests to the specs written with the
 // framework, so that specs added by others do not change what they check.
 const ownSpecs = `^(forward/get-basic|hop-by-hop/request/connection|hop-by-hop/request/connection-list|failover/refused|502/no-backends|502/all-refused)$`
 
-// children are the configurations a child process can run, by name.
+// children are the configurations a child process can run, by name (see
+// TestChild); the other tests' files add their own.
 var children = map[string]func() conformance.Config{
 	"good": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin, conformance.FeatureFailover), Focus: ownSpecs}
@@ -53,49 +47,6 @@ var children = map[string]func() conformance.Config{
 	"leaks-connection-option": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover), Focus: ownSpecs}
 	},
-}
-
-func TestChild(t *testing.T) {
-	name := os.Getenv(childEnv)
-	if name == "" {
-		t.Skip("runs only as a child process of a framework test")
-	}
-	cfg := children[name]()
-	cfg.ReportJSON = os.Getenv("PROXYSPEC_TEST_REPORT")
-	cfg.Output = os.Stdout
-	rep, err := conformance.Run(cfg, false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(conformance.ExitSetup)
-	}
-	os.Exit(rep.ExitCode())
-}
-
-// runChild runs the named configuration in a child process and returns its
-// exit status, its output and its report.
-func runChild(t *testing.T, name string) (int, string, conformance.Report) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	report := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(exe, "-test.run=^TestChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+name, "PROXYSPEC_TEST_REPORT="+report)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	code := 0
-	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("child %s: %v", name, err)
-	}
-	rep, err := conformance.ReadReport(report)
-	if err != nil {
-		t.Fatalf("child %s (exit %d) left no report: %v\n%s", name, code, err, out.String())
-	}
-	return code, out.String(), rep
 }
 
 // states maps spec IDs to their state in r.
