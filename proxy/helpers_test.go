@@ -155,41 +155,18 @@ func deadAddr(t *testing.T) string {
 	// A socket bound but never listening holds the port for the whole test,
 	// so connects are refused (RST) and no other listener on the machine
 	// can be handed the port: a closed listener's port could be.
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "http://127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+	_, addr := boundSocket(t)
+	return "http://" + addr
 }
 
 // blackhole returns a loopback address whose connects hang: a listening
 // socket with a backlog of 0 that is never accepted, its queue filled.
 func blackhole(t *testing.T) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd, addr := boundSocket(t)
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 	// Fill the accept queue until a connect no longer completes at once.
 	d := net.Dialer{Timeout: 100 * time.Millisecond}
 	for i := 0; i < 16; i++ {
@@ -201,6 +178,25 @@ func blackhole(t *testing.T) string {
 	}
 	t.Fatal("could not fill the accept queue of the blackhole")
 	return ""
+}
+
+// boundSocket returns a TCP socket bound to a free loopback port, closed
+// when the test ends, and its host:port.
+func boundSocket(t *testing.T) (int, string) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // logSink collects a proxy's log records.
