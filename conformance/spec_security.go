@@ -65,6 +65,10 @@ var (
 	clientError = statusRange(400, 499)
 	badFraming  = []int{http.StatusBadRequest, http.StatusNotImplemented} // RFC 9112 §6.3 item 4 says 400, §6.1 says 501 for a coding not understood
 	tooLarge    = []int{http.StatusRequestHeaderFieldsTooLarge}
+	// codingError is any 4xx, or the 501 RFC 9112 §6.1 prescribes for a
+	// transfer coding the server does not understand: a parser that keeps
+	// the whitespace around "chunked" refuses a coding it does not know.
+	codingError = append(statusRange(400, 499), http.StatusNotImplemented)
 )
 
 func statusRange(lo, hi int) []int {
@@ -134,10 +138,10 @@ func init() {
 				attack{build: teAttack("Transfer-Encoding: ChUnKeD"), seed: clientError, rfc: clientError, forward: hello, mustClose: true}),
 			Entry(Meta{ID: "security/request/te-trailing-whitespace", Title: "reads 'Transfer-Encoding: chunked' with trailing whitespace next to Content-Length as chunked (or refuses it)",
 				Source: "RFC 9112 §5: whitespace around a field value is not part of it; §6.1"},
-				attack{build: teAttack("Transfer-Encoding: chunked \t "), seed: clientError, rfc: clientError, forward: hello, mustClose: true}),
+				attack{build: teAttack("Transfer-Encoding: chunked \t "), seed: codingError, rfc: codingError, forward: hello, mustClose: true}),
 			Entry(Meta{ID: "security/request/te-leading-tab", Title: "reads 'Transfer-Encoding:<TAB>chunked' next to Content-Length as chunked (or refuses it)",
 				Source: "RFC 9112 §5: OWS, spaces or tabs, may precede a field value; §6.1"},
-				attack{build: teAttack("Transfer-Encoding:\tchunked"), seed: clientError, rfc: clientError, forward: hello, mustClose: true}),
+				attack{build: teAttack("Transfer-Encoding:\tchunked"), seed: codingError, rfc: codingError, forward: hello, mustClose: true}),
 			Entry(Meta{ID: "security/request/te-empty-element", Title: "reads 'Transfer-Encoding: , chunked' next to Content-Length as chunked (or refuses it)",
 				Source: "RFC 9110 §5.6.1: a recipient must accept empty list elements; RFC 9112 §6.1"},
 				attack{build: teAttack("Transfer-Encoding: , chunked"), seed: badFraming, rfc: badFraming, forward: hello, mustClose: true}),
