@@ -68,15 +68,7 @@ func PlanFairness(k int, alpha, power, skew float64) (FairnessPlan, error) {
 		}
 		hi *= 2
 	}
-	lo := hi / 2 // pow(lo) < power, or lo == 0
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if pow(mid) >= power {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
+	hi = firstReaching(hi/2, hi, pow, power) // pow(hi/2) < power, or hi/2 == 0
 	plan := FairnessPlan{Backends: k, Alpha: alpha, Skew: skew, Power: pow(hi), N: hi, Critical: crit}
 	if k > exactMax {
 		return plan, nil
@@ -93,16 +85,23 @@ func PlanFairness(k int, alpha, power, skew float64) (FairnessPlan, error) {
 	for exact(hi) < power {
 		lo, hi = hi, hi+step
 	}
+	hi = firstReaching(lo, hi, exact, power)
+	plan.N, plan.Power, plan.Exact = hi, exact(hi), true
+	return plan, nil
+}
+
+// firstReaching bisects (lo, hi] for the smallest n with f(n) >= target,
+// f taken as increasing and f(hi) >= target.
+func firstReaching(lo, hi int, f func(int) float64, target float64) int {
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if exact(mid) >= power {
+		if f(mid) >= target {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
-	plan.N, plan.Power, plan.Exact = hi, exact(hi), true
-	return plan, nil
+	return hi
 }
 
 // exactMax is the most backends for which power is computed exactly: the
