@@ -63,8 +63,8 @@ type forwarded struct {
 var (
 	badRequest  = []int{http.StatusBadRequest}
 	clientError = statusRange(400, 499)
-	badFraming  = []int{http.StatusBadRequest, http.StatusNotImplemented} // RFC 9112 §6.3 item 4 says 400, §6.1 says 501 for a coding not understood
-	tooLarge    = []int{http.StatusRequestHeaderFieldsTooLarge}
+	badFraming  = []int{http.StatusBadRequest, http.StatusNotImplemented}              // RFC 9112 §6.3 item 4 says 400, §6.1 says 501 for a coding not understood
+	tooLarge    = []int{http.StatusBadRequest, http.StatusRequestHeaderFieldsTooLarge} // RFC 9110 §5.4 asks for a 4xx, RFC 6585 §5 offers 431
 	// codingError is any 4xx, or the 501 RFC 9112 §6.1 prescribes for a
 	// transfer coding the server does not understand: a parser that keeps
 	// the whitespace around "chunked" refuses a coding it does not know.
@@ -279,9 +279,9 @@ func init() {
 
 		s.It(Meta{
 			ID:       "security/request/header-section-limit",
-			Title:    "refuses a 2 MiB header section with 431 and forwards nothing",
+			Title:    "refuses a 2 MiB header section with 400 or 431 and forwards nothing",
 			Level:    MUST,
-			Source:   "RFC 9110 §5.4: a server must answer a header section larger than it wishes to process with a 4xx; RFC 6585 §5: 431; the reference keeps net/http's 1 MiB limit",
+			Source:   "RFC 9110 §5.4: a server must answer a header section larger than it wishes to process with a 4xx; RFC 6585 §5: 431 is the specific one, 400 the general; the seed names neither, and the reference keeps net/http's 1 MiB limit",
 			Profiles: []Profile{ProfileSeed},
 		}, func(e *Env) {
 			lines := make([]string, 0, 256)
