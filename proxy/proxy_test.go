@@ -569,7 +569,13 @@ func TestExpectContinue(t *testing.T) {
 		t.Fatalf("interim response %v, %v; want 100 Continue", interim, err)
 	}
 	io.WriteString(c, "hello")
+	// More 100s may follow: the server's own and the backend's, relayed.
+	// A client must accept any number of 1xx before the final response
+	// (RFC 9110 §15.2).
 	res, err := http.ReadResponse(br, nil)
+	for err == nil && res.StatusCode == http.StatusContinue {
+		res, err = http.ReadResponse(br, nil)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
