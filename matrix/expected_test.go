@@ -120,3 +120,38 @@ func TestExpectedFileErrors(t *testing.T) {
 		t.Errorf("a broken file: err = %v, want one naming it", err)
 	}
 }
+
+// An unstable expectation accepts passed and failed, and nothing else; an
+// update keeps it while the spec stays within those two states.
+func TestUnstableExpectation(t *testing.T) {
+	e, r := readFixture(t)
+	states := e.Profiles[r.Profile]
+	var passed, failed string
+	for _, s := range r.Specs {
+		switch {
+		case s.State == conformance.StatePassed && passed == "":
+			passed = s.ID
+		case s.State == conformance.StateFailed && failed == "":
+			failed = s.ID
+		}
+	}
+	if passed == "" || failed == "" {
+		t.Fatal("the fixture needs a passed and a failed spec")
+	}
+	states[passed], states[failed] = Unstable, Unstable
+	if ds := Compare(e, r); len(ds) != 0 {
+		t.Errorf("unstable specs that passed and failed, yet Compare = %v", ds)
+	}
+	for i := range r.Specs {
+		if r.Specs[i].ID == passed {
+			r.Specs[i].State = conformance.StateNotSupported
+		}
+	}
+	if ds := Compare(e, r); len(ds) != 1 || ds[0].ID != passed {
+		t.Errorf("an unstable spec now not supported: Compare = %v, want one difference for %s", ds, passed)
+	}
+	e.Set(r)
+	if got := e.Profiles[r.Profile]; got[failed] != Unstable || got[passed] != conformance.StateNotSupported {
+		t.Errorf("after update: %s is %q (want unstable kept), %s is %q (want not-supported)", failed, got[failed], passed, got[passed])
+	}
+}
