@@ -70,12 +70,14 @@ for b in "${binaries[@]}"; do
 	fi
 done
 if ((status == 0)); then
+	# First lines only, read by sed to the end: `| head -1` would close the
+	# pipe early and, under pipefail, turn the writer's SIGPIPE into exit 141.
 	echo "install-peers: ok:"
-	nginx -v 2>&1 | sed 's/^/  /'
-	haproxy -v 2>&1 | head -1 | sed 's/^/  /'
-	caddy version 2>&1 | sed 's/^/  caddy /'
-	apache2 -v 2>&1 | head -1 | sed 's/^/  /'
-	varnishd -V 2>&1 | head -1 | sed 's/^/  /'
-	lighttpd -v 2>&1 | head -1 | sed 's/^/  /'
+	nginx -v 2>&1 | sed -n '1s/^/  /p'
+	haproxy -v 2>&1 | sed -n '1s/^/  /p'
+	caddy version 2>&1 | sed -n '1s/^/  caddy /p'
+	apache2 -v 2>&1 | sed -n '1s/^/  /p'
+	varnishd -V 2>&1 | sed -n '1s/^/  /p'
+	lighttpd -v 2>&1 | sed -n '1s/^/  /p'
 fi
 exit $status
