@@ -47,7 +47,9 @@ type Config struct {
 	// Margin multiplies every bound a spec derives from the topology's
 	// timeouts before it gives up waiting; default 3.
 	Margin float64
-	// SpecTimeout is a last-resort bound on one spec; default one minute.
+	// SpecTimeout is a last-resort bound on one spec; default one minute. It
+	// does not count the wait for the backend pool (a first image build),
+	// which has a bound of its own.
 	SpecTimeout time.Duration
 
 	// Output receives a line per finished spec and a summary table; nil

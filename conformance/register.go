@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/formatter"
@@ -144,19 +145,28 @@ func register(cfg *Config, done func(Report)) (*lazyPool, error) {
 				progressLine(cfg.Output, result(m, sr))
 			}
 		})
+		// The backend pool is got in a setup node with a bound of its own:
+		// the first spec to need it may wait minutes for an image build,
+		// and that wait is the kit's, not the spec's, so it must not count
+		// against SpecTimeout (which in Ginkgo spans the setup nodes too;
+		// hence NodeTimeout on the It).
+		var p backendPool
+		ginkgo.BeforeEach(func(ginkgo.SpecContext) {
+			m := metas[ginkgo.CurrentSpecReport().LeafNodeText]
+			ginkgo.AddReportEntry(entryMeta, m, ginkgo.ReportEntryVisibilityNever)
+			skipIfLacking(cfg.Subject, m.Needs)
+			var err error
+			if p, err = pool.get(); err != nil {
+				setupFailed(err.Error(), "")
+			}
+		}, ginkgo.NodeTimeout(poolStartTimeout+time.Minute))
 		declare(scs, func(m Meta, at codeLocation, body func(*Env)) {
 			if !m.In(cfg.Profile) || !keep(m.GinkgoLabels()) || !focus.MatchString(m.ID) {
 				return
 			}
 			text := m.ID + ": " + m.Title
 			metas[text] = m
-			ginkgo.It(text, at, ginkgo.Label(m.GinkgoLabels()...), ginkgo.SpecTimeout(cfg.SpecTimeout), func(ctx ginkgo.SpecContext) {
-				ginkgo.AddReportEntry(entryMeta, m, ginkgo.ReportEntryVisibilityNever)
-				skipIfLacking(cfg.Subject, m.Needs)
-				p, err := pool.get()
-				if err != nil {
-					setupFailed(err.Error(), "")
-				}
+			ginkgo.It(text, at, ginkgo.Label(m.GinkgoLabels()...), ginkgo.NodeTimeout(cfg.SpecTimeout), func(ctx ginkgo.SpecContext) {
 				body(newEnv(ctx, cfg, m, p))
 			})
 		})
@@ -189,8 +199,11 @@ type lazyPool struct {
 	err  error
 }
 
+// startPool makes the pool; a variable so that a test can make it slow.
+var startPool = newPool
+
 func (l *lazyPool) get() (backendPool, error) {
-	l.once.Do(func() { l.pool, l.err = newPool(l.cfg) })
+	l.once.Do(func() { l.pool, l.err = startPool(l.cfg) })
 	return l.pool, l.err
 }
 

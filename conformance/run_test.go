@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxyspec/proxyspec/conformance"
 )
@@ -43,6 +44,10 @@ var children = map[string]func() conformance.Config{
 	},
 	"malformed-upstream": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("sloppy", sloppy), Focus: "^forward/get-basic$"}
+	},
+	"slow-pool": func() conformance.Config {
+		conformance.DelayPoolStart(slowPool)
+		return conformance.Config{Subject: conformance.Handler("httputil", roundRobin), Focus: "^forward/get-basic$", SpecTimeout: slowPool / 2}
 	},
 	"leaks-connection-option": func() conformance.Config {
 		return conformance.Config{Subject: conformance.Handler("leaky", leaky, conformance.FeatureFailover), Focus: ownSpecs}
@@ -85,6 +90,23 @@ func TestRunGoodSubject(t *testing.T) {
 	}
 	if strings.Contains(out, "Ran ") {
 		t.Errorf("Ginkgo's own output was not silenced:\n%s", out)
+	}
+}
+
+// slowPool is how long the "slow-pool" child's backend pool takes to start:
+// twice its SpecTimeout.
+const slowPool = 2 * time.Second
+
+// The wait for the backend pool (a cold image build takes minutes) belongs to
+// the kit, not to the first spec that needs a backend: it must not count
+// against SpecTimeout (a CI run once failed 502/no-backends that way).
+func TestRunPoolStartNotCharged(t *testing.T) {
+	code, out, rep := runChild(t, "slow-pool")
+	if code != conformance.ExitPassed {
+		t.Fatalf("exit %d, want %d: the pool's start was charged to the spec\n%s", code, conformance.ExitPassed, out)
+	}
+	if st := states(rep); st["forward/get-basic"] != conformance.StatePassed {
+		t.Errorf("forward/get-basic is %q, want passed\n%s", st["forward/get-basic"], out)
 	}
 }
 
