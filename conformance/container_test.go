@@ -50,6 +50,9 @@ func init() {
 			Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$",
 		}
 	}
+	children[registeredPrefix+"containers"] = func() conformance.Config {
+		return conformance.Config{Subject: reference.Subject(nil), Backends: conformance.BackendsContainers, Focus: "^forward/get-basic$"}
+	}
 	children["inprocess-backends"] = func() conformance.Config {
 		return conformance.Config{Subject: conformance.Container(conformance.SelfImage), Focus: "^forward/get-basic$"}
 	}
@@ -189,6 +192,22 @@ func TestContainerBackendsReference(t *testing.T) {
 	}
 	if total == 0 || total > 8 {
 		t.Errorf("containers created: %v; want one per backend name", made)
+	}
+	expectNothingLeft(t, dc, c.cmd.Process.Pid)
+}
+
+// TestContainerBackendsRegistered embeds the specs with Register, whose
+// caller has nothing to close: the containers must still be gone when the
+// suite ends, not left for the next run's sweep.
+func TestContainerBackendsRegistered(t *testing.T) {
+	dc := docker(t)
+	c := startChild(t, registeredPrefix+"containers")
+	code, rep := c.wait(t, childTimeout)
+	if st := states(rep); code != 0 || st["forward/get-basic"] != conformance.StatePassed {
+		t.Errorf("exit %d, forward/get-basic %q; want 0 and passed\n%s", code, st["forward/get-basic"], c.out.String())
+	}
+	if len(created(t, dc, c.cmd.Process.Pid, c.began)) == 0 {
+		t.Fatalf("the child created no container: nothing was tested\n%s", c.out.String())
 	}
 	expectNothingLeft(t, dc, c.cmd.Process.Pid)
 }

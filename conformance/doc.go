@@ -16,7 +16,8 @@
 //		})
 //	}
 //
-// Inside one's own Ginkgo suite: var _ = conformance.Register(&cfg). From a
+// Inside one's own Ginkgo suite: var _ = conformance.Register(&cfg), and
+// under ginkgo -p conformance.Cleanup() from every process. From a
 // plain main (as `proxyspec run` does): conformance.Run(cfg, verbose).
 //
 // A run executes the specs of cfg.Profile that match cfg.LabelFilter (labels:

@@ -49,14 +49,57 @@ func closePool(t *testing.T, p *lazyPool) {
 //	var _ = conformance.Register(&conformance.Config{Subject: subject})
 //
 // A bad Config becomes one failing spec. Reports (cfg.ReportJSON,
-// cfg.JUnitReport, cfg.Output) are written after the suite.
+// cfg.JUnitReport, cfg.Output) are written after the suite, and what the
+// specs started (container backends) is removed then too; see Cleanup for
+// parallel runs.
 func Register(cfg *Config) bool {
-	if _, err := register(cfg, nil); err != nil {
+	pool, err := register(cfg, nil)
+	if err != nil {
 		ginkgo.Describe("proxyspec conformance", func() {
 			ginkgo.It("has a valid configuration", func() { setupFailed(err.Error(), "") })
 		})
+		return true
+	}
+	registered.mu.Lock()
+	registered.pools = append(registered.pools, pool)
+	first := len(registered.pools) == 1
+	registered.mu.Unlock()
+	if first {
+		// A reporting node, because the caller's suite may have its own
+		// AfterSuite and Ginkgo allows one; several Register calls share it.
+		ginkgo.ReportAfterSuite("proxyspec cleanup", func(types.Report) {
+			Expect(Cleanup()).To(Succeed(), "removing the conformance specs' fake backends")
+		})
 	}
 	return true
+}
+
+// registered holds the pools of the specs Register declared in this process.
+var registered struct {
+	mu    sync.Mutex
+	pools []*lazyPool
+}
+
+// Cleanup removes, in this process, what the specs declared by Register
+// have started: the fake backends, their containers, network and image.
+// Register's suite does it by itself when it ends. Under ginkgo -p that
+// happens on process 1 only, so a parallel suite calls Cleanup from every
+// process:
+//
+//	var _ = SynchronizedAfterSuite(func() {
+//		Expect(conformance.Cleanup()).To(Succeed())
+//	}, func() {})
+//
+// What a process killed before cleaning up left behind is removed by the
+// next run that uses container backends.
+func Cleanup() error {
+	registered.mu.Lock()
+	defer registered.mu.Unlock()
+	var errs []error
+	for _, p := range registered.pools {
+		errs = append(errs, p.close())
+	}
+	return errors.Join(errs...)
 }
 
 // Run runs the suite in this process outside go test, as `proxyspec run`
