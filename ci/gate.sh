@@ -169,6 +169,47 @@ for r in "${reports[@]}"; do
 done
 ((missing == 0)) || exit 2
 
+# What each verdict was measured on: Debian updates its packages under a
+# fixed suite, and a new package version can move a verdict. The versions
+# are kept next to the expected files; a check names the ones that changed
+# since, so that a difference can be told from a regression at a glance.
+version_of() {
+	local p=$1 prog path pkg
+	if is_builtin "$p"; then
+		echo "go $(cd "$root" && go env GOVERSION)"
+		return
+	fi
+	prog=$(program "$root/ci/peers/$p/cmd")
+	path=$(readlink -f "$(command -v "$prog")")
+	pkg=$(dpkg -S "$path" 2>/dev/null | awk -F': ' 'NR == 1 { print $1 }') || true
+	if [[ -n $pkg ]]; then
+		echo "$pkg $(dpkg-query -W -f='${Version}' "$pkg")"
+	else
+		echo "$prog (not from a Debian package)"
+	fi
+}
+for p in "${run[@]}"; do
+	printf '%s: %s\n' "$p" "$(version_of "$p")"
+done >"$out/versions.txt"
+if ((update)); then
+	# Keep the lines of peers this run did not cover.
+	{
+		cat "$out/versions.txt"
+		if [[ -f $expected/VERSIONS ]]; then
+			awk -F': ' 'NR == FNR { ran[$1] = 1; next } !($1 in ran)' "$out/versions.txt" "$expected/VERSIONS"
+		fi
+	} | sort >"$out/versions.new"
+	mv "$out/versions.new" "$expected/VERSIONS"
+elif [[ -f $expected/VERSIONS ]]; then
+	while IFS= read -r line; do
+		p=${line%%:*}
+		was=$(awk -F': ' -v p="$p" '$1 == p' "$expected/VERSIONS")
+		if [[ -n $was && $was != "$line" ]]; then
+			echo "gate: note: $p changed since the expected verdicts were written: ${was#*: } then, ${line#*: } now"
+		fi
+	done <"$out/versions.txt"
+fi
+
 mode=--check
 ((update)) && mode=--update
 rc=0

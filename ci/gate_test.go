@@ -15,10 +15,16 @@ import (
 const focus = `^(forward/get-basic|502/all-refused)$`
 
 // gate runs ci/gate.sh for the httputil peer, profile seed, with the given
-// expected verdicts, and returns its exit status and output.
-func gate(t *testing.T, bin string, verdicts map[string]string) (int, string) {
+// expected verdicts (and versions, the content of VERSIONS, if not empty),
+// and returns its exit status and output.
+func gate(t *testing.T, bin string, verdicts map[string]string, versions string) (int, string) {
 	t.Helper()
 	dir := t.TempDir()
+	if versions != "" {
+		if err := os.WriteFile(filepath.Join(dir, "VERSIONS"), []byte(versions), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b, err := json.Marshal(map[string]any{"subject": "httputil", "profiles": map[string]any{"seed": verdicts}})
 	if err != nil {
 		t.Fatal(err)
@@ -52,17 +58,26 @@ func TestGate(t *testing.T) {
 		t.Fatalf("building proxyspec: %v\n%s", err, out)
 	}
 
-	code, out := gate(t, bin, map[string]string{"forward/get-basic": "passed", "502/all-refused": "passed"})
+	code, out := gate(t, bin, map[string]string{"forward/get-basic": "passed", "502/all-refused": "passed"}, "")
 	if code != 0 || !strings.Contains(out, "no difference from the expected verdicts") {
 		t.Fatalf("true verdicts: exit %d, want 0\n%s", code, out)
 	}
+	if strings.Contains(out, "changed since") {
+		t.Errorf("a version change reported with no VERSIONS file\n%s", out)
+	}
 
-	code, out = gate(t, bin, map[string]string{"forward/get-basic": "failed", "502/all-refused": "passed"})
+	// Verdicts written on another Go: named, and not a failure by itself.
+	code, out = gate(t, bin, map[string]string{"forward/get-basic": "passed", "502/all-refused": "passed"}, "apache: apache2-bin 2.4.0\nhttputil: go go1.0\n")
+	if code != 0 || !strings.Contains(out, "gate: note: httputil changed since the expected verdicts were written: go go1.0 then, go go1.") {
+		t.Errorf("a changed version: exit %d, want 0 and a note naming it\n%s", code, out)
+	}
+
+	code, out = gate(t, bin, map[string]string{"forward/get-basic": "failed", "502/all-refused": "passed"}, "")
 	if code != 1 || !strings.Contains(out, "DIFF httputil (seed) forward/get-basic: expected failed, now PASSES") {
 		t.Errorf("a pass expected to fail: exit %d, want 1 with the spec's diff\n%s", code, out)
 	}
 
-	code, out = gate(t, bin, map[string]string{"forward/get-basic": "passed", "502/all-refused": "passed", "forward/gone": "failed"})
+	code, out = gate(t, bin, map[string]string{"forward/get-basic": "passed", "502/all-refused": "passed", "forward/gone": "failed"}, "")
 	if code != 1 || !strings.Contains(out, "DIFF httputil (seed) forward/gone: expected failed; not in this run") {
 		t.Errorf("an expected spec the run lacks: exit %d, want 1 naming it\n%s", code, out)
 	}
