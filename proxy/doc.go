@@ -136,16 +136,25 @@
 // the client after each read, so memory does not grow with body size (the
 // tests push 256 MiB each way and budget the allocations).
 //
-// # Why net/http's Transport
+// # Upstream: net/http's framing, not its Transport, for one-shot connections
 //
-// Transport already gets the hard parts of HTTP/1.1 right: chunked framing
-// with trailers, Expect: 100-continue, 1xx responses, response parsing
-// hardened against smuggling. What it lacks is added around it rather than
-// rewritten: a dialer returning a connection wrapper (byte count, per-read
-// and per-write deadlines), httptrace hooks (which connection an attempt
-// used, when the request was written, 1xx forwarding), DisableKeepAlives,
-// DisableCompression, no environment proxy, HTTP/2 off. A nil User-Agent
-// entry keeps Transport from adding its own. With keep-alives off,
-// Transport never retries by itself, so the RoundTripper given to
-// WithRoundTripper sees exactly one call per attempt.
+// In the seed's mode a connection carries exactly one request, and the
+// exchange on it (exchange.go) is written and read on the handler's
+// goroutine with Request.Write and http.ReadResponse: the framing code
+// Transport itself uses, so chunked bodies with trailers, 1xx responses and
+// response parsing hardened against smuggling are net/http's. What
+// Transport adds around that (a dialing goroutine, a read loop and a write
+// loop per connection, with channel hand-offs) serves pooled connections
+// and was most of the CPU a one-request connection cost (BENCHMARKS.md).
+// The exchange keeps what the proxy relies on: the httptrace hooks,
+// cancellation with the client's request, Expect: 100-continue held for a
+// second at most, a bound on 1xx responses, Transport's header checks, and
+// a request body written from its own goroutine so that an early response
+// is heard. WithPooledUpstream uses net/http's Transport, for which that
+// machinery is the point.
+//
+// Both dial through a connection wrapper (byte count, per-read and
+// per-write deadlines) and send no User-Agent of their own (a nil entry).
+// Neither retries by itself in the seed's mode, so the RoundTripper given
+// to WithRoundTripper sees exactly one call per attempt.
 package proxy

@@ -72,7 +72,7 @@ func New(backends []string, opts ...Option) (*ReverseProxy, error) {
 		// An empty map (not nil) turns HTTP/2 off: backends speak HTTP/1.1.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
-	var rt http.RoundTripper = base
+	var rt http.RoundTripper = &exchange{dial: base.DialContext, expectContinue: base.ExpectContinueTimeout}
 	if c.pooled {
 		rt = newPooledTransport(base)
 	}
@@ -400,15 +400,23 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 	o.status = res.StatusCode
 	// Send the head now rather than with the first body bytes: a client of
 	// a slow or long-polling backend learns the status as soon as the proxy
-	// does.
+	// does. When body bytes have arrived with the head, the first copy
+	// sends both at once, without waiting and in one write instead of two.
 	rc := http.NewResponseController(w)
-	rc.Flush()
+	if !bodyArrived(res.Body) {
+		rc.Flush()
+	}
 
 	if err := copyBody(w, rc, res.Body); err != nil {
 		// Headers are gone; the only honest signal left is to cut the
 		// connection so the client cannot take a partial body for a whole
 		// one (a chunked response would otherwise get its last chunk).
 		o.aborted = true
+		// The head may still be in the buffer (bodyArrived): send it and
+		// what came of the body, so that the client sees a cut response,
+		// not a connection closed with no answer it might take as a
+		// reason to send the request again.
+		rc.Flush()
 		if !errors.Is(err, errClientWrite) {
 			p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed mid-response",
 				slog.String("backend", o.backend),
@@ -428,6 +436,13 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 			h[http.TrailerPrefix+k] = vv
 		}
 	}
+}
+
+// bodyArrived reports whether some of the body is already in memory, where
+// the transport can tell (the seed mode's exchange can).
+func bodyArrived(body io.Reader) bool {
+	b, ok := body.(interface{ Buffered() int })
+	return ok && b.Buffered() > 0
 }
 
 // forwardableTrailers lists the announced trailer fields that may be

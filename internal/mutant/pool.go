@@ -1,35 +1,30 @@
 package mutant
 
 import (
-	"fmt"
 	"net/http"
 	"sync"
+
+	"github.com/proxyspec/proxyspec/proxy"
 )
 
-// pooled turns the reference's one-connection-per-request transport into a
-// pooling one: same dialer (so the same timeouts and byte counting), keep-
-// alives on, and requests without Connection: close.
+// pooled is the reference in its opt-in pooled mode, which keeps upstream
+// connections open and sends requests without Connection: close: right
+// for an RFC 9110 proxy, a defect against the seed. Stopping it closes the
+// connections it keeps.
 func pooled() parts {
 	var (
 		mu   sync.Mutex
-		pool *http.Transport
+		pool interface{ CloseIdleConnections() }
 	)
 	return parts{
+		opts: []proxy.Option{proxy.WithPooledUpstream()},
 		transport: func(next http.RoundTripper) http.RoundTripper {
-			base, ok := next.(*http.Transport)
-			if !ok {
-				panic(fmt.Sprintf("mutant keep-alive-upstream: the reference's transport is a %T, not an *http.Transport", next))
+			if c, ok := next.(interface{ CloseIdleConnections() }); ok {
+				mu.Lock()
+				pool = c
+				mu.Unlock()
 			}
-			t := base.Clone()
-			t.DisableKeepAlives = false
-			mu.Lock()
-			pool = t
-			mu.Unlock()
-			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
-				out = out.Clone(out.Context())
-				out.Close = false
-				return t.RoundTrip(out)
-			})
+			return next
 		},
 		stop: func() {
 			mu.Lock()
