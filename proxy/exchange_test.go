@@ -1,14 +1,17 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestRequestBodyIntactInPieces sends bodies that the client's side hands
@@ -64,4 +67,41 @@ type pieces struct {
 func (p *pieces) Read(b []byte) (int, error) {
 	n := 1 + p.rng.IntN(5000)
 	return p.src.Read(b[:min(n, len(b))])
+}
+
+// TestHeadNotHeldForSlowBody: a backend that sends its head and the start
+// of its body, then waits, must not keep the client from the status. The
+// backend here waits until the client has read the head, so a proxy that
+// held the head back for more body would never get it there.
+func TestHeadNotHeldForSlowBody(t *testing.T) {
+	for name, start := range map[string]string{
+		"length":  "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234",
+		"chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n",
+		"no body": "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			gotHead := make(chan struct{})
+			back := startRaw(t, func(c net.Conn, _ seen) {
+				io.WriteString(c, start)
+				select {
+				case <-gotHead:
+				case <-time.After(10 * time.Second):
+				}
+			})
+			p := newProxy(t, []string{back.url()})
+			c, err := net.Dial("tcp", hostOf(t, serve(t, p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			close(gotHead)
+			if err != nil {
+				t.Fatalf("no head while the backend held the rest of its body: %v", err)
+			}
+			res.Body.Close()
+		})
+	}
 }

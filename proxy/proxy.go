@@ -403,7 +403,7 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 	// does. When body bytes have arrived with the head, the first copy
 	// sends both at once, without waiting and in one write instead of two.
 	rc := http.NewResponseController(w)
-	if !bodyArrived(res.Body) {
+	if !bodyArrived(res) {
 		rc.Flush()
 	}
 
@@ -438,11 +438,13 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 	}
 }
 
-// bodyArrived reports whether some of the body is already in memory, where
-// the transport can tell (the seed mode's exchange can).
-func bodyArrived(body io.Reader) bool {
-	b, ok := body.(interface{ Buffered() int })
-	return ok && b.Buffered() > 0
+// bodyArrived reports whether the first read of res's body will return at
+// once: some of a body of known length is already in memory, where the
+// transport can tell (the seed mode's exchange can). Bytes of a chunked
+// body may be no more than a chunk-size line, after which the read waits.
+func bodyArrived(res *http.Response) bool {
+	b, ok := res.Body.(interface{ Buffered() int })
+	return ok && res.ContentLength > 0 && b.Buffered() > 0
 }
 
 // forwardableTrailers lists the announced trailer fields that may be
