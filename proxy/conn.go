@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +24,7 @@ type upstreamConn struct {
 	net.Conn
 	readTimeout time.Duration
 	armed       atomic.Bool
+	wmu         sync.Mutex // held during a write, so that sent waits for its count
 	written     atomic.Int64
 	head        *connectionWatch
 }
@@ -37,10 +39,22 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.Conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
 	return n, err
+}
+
+// sent reports whether any byte of the request reached the connection. A
+// write under way is waited for, since its bytes count only once it
+// returns; it is asked after an attempt failed, when the connection is
+// closed and a write returns at once.
+func (c *upstreamConn) sent() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.written.Load() > 0
 }
 
 // arm starts the read timeout; a read already waiting gets the deadline too.

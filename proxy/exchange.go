@@ -3,14 +3,15 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -30,24 +31,27 @@ import (
 // the whole body (RFC 9112 §9.3) is heard while the body is still going
 // out.
 //
-// It honours what the proxy relies on Transport for: the httptrace hooks
-// (GotConn, WroteRequest, GotFirstResponseByte, Got1xxResponse), the
-// request context (cancelling it closes the connection), Expect:
-// 100-continue (the body waits for an invitation, a final response or
-// expectContinue, RFC 9110 §10.1.1), and at most max1xx interim responses.
+// It keeps what the proxy relies on Transport for: the httptrace hooks
+// (GotConn, GotFirstResponseByte, Got1xxResponse here; WroteRequest comes
+// from Request.Write), the request context (cancelling it closes the
+// connection), Expect: 100-continue (the body waits for an invitation, a
+// final response or expectContinue, RFC 9110 §10.1.1), Transport's checks
+// of the header fields it sends and its bound on a response head.
 type exchange struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	expectContinue time.Duration
 }
 
-// max1xx bounds the interim responses read before the final one, as
-// Transport does, so that a backend cannot keep an attempt alive with an
-// endless stream of 1xx.
-const max1xx = 5
+// maxResponseHead bounds each response head read, as Transport's default
+// MaxResponseHeaderBytes does: a backend streaming an endless header line
+// must not take the proxy's memory.
+const maxResponseHead = 10 << 20
 
-// errBodyNotSent ends the writing of a body the backend declined: it sent a
-// final response instead of 100 Continue.
-var errBodyNotSent = errors.New("proxy: the backend answered before asking for the request body")
+// max1xx bounds the interim responses before the final one. Transport has
+// no such bound when a Got1xxResponse hook is set, as the proxy's is, but
+// then a backend could hold an attempt forever with a stream of 103s; no
+// real server sends anywhere near this many.
+const max1xx = 100
 
 func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
@@ -67,30 +71,30 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// Whatever blocks on the connection ends when the client goes away.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	w := &requestWriter{conn: conn, req: req, aborted: make(chan struct{})}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		conn.Close()
+		w.abort()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
 		return nil, err
 	}
 
-	w := &requestWriter{conn: conn, req: req, trace: trace}
 	if hasBody(req) {
 		if expectsContinue(req) {
 			w.gate = make(chan bool, 1)
 		}
 		go w.write(e.expectContinue)
-	} else {
-		w.write(0)
-		if err := w.writeErr(); err != nil {
-			return fail(err)
-		}
+	} else if err := w.write(0); err != nil {
+		return fail(err)
 	}
 
-	br := bufio.NewReader(conn)
+	head := &io.LimitedReader{R: conn}
+	br := bufio.NewReader(head)
 	for n1xx := 0; ; n1xx++ {
+		head.N = maxResponseHead
 		if _, err := br.Peek(1); err != nil {
 			return fail(w.failure(err))
 		}
@@ -99,6 +103,9 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		res, err := http.ReadResponse(br, req)
 		if err != nil {
+			if head.N <= 0 {
+				err = fmt.Errorf("proxy: response head over %d bytes: %w", maxResponseHead, err)
+			}
 			return fail(w.failure(err))
 		}
 		if res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
@@ -115,8 +122,9 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			continue
 		}
+		head.N = math.MaxInt64 // the body is bounded by its framing, not here
 		w.open(false)
-		res.Body = &exchangeBody{ReadCloser: res.Body, conn: conn, stop: stop, br: br}
+		res.Body = &exchangeBody{ReadCloser: res.Body, conn: conn, stop: stop, br: br, w: w}
 		return res, nil
 	}
 }
@@ -149,48 +157,48 @@ func expectsContinue(req *http.Request) bool {
 // requestWriter writes one request, its body possibly from a goroutine of
 // its own and held back until the backend asks for it.
 type requestWriter struct {
-	conn  net.Conn
-	req   *http.Request
-	trace *httptrace.ClientTrace
-	gate  chan bool // Expect: 100-continue: true sends the body, false drops it
-	once  sync.Once // gate is decided once
+	conn net.Conn
+	req  *http.Request
+	gate chan bool // Expect: 100-continue: true sends the body, false drops it
+	once sync.Once // gate is decided once
+	// declined is set when the gate dropped the body because the backend
+	// answered without inviting it: the write then ends early, and the
+	// response it did send is the attempt's answer.
+	declined atomic.Bool
+	// aborted is closed when the attempt has failed: a body held at the
+	// gate is not sent then.
+	aborted   chan struct{}
+	abortOnce sync.Once
 
 	mu  sync.Mutex
 	err error // the write's error
 }
 
-// write writes the request; with a gate it flushes the head and waits up to
-// wait for the decision before the body.
-func (w *requestWriter) write(wait time.Duration) {
+// write writes the request and returns the write's error; with a gate it
+// waits up to wait for the decision before the body. Request.Write reports
+// to the trace's WroteRequest itself.
+func (w *requestWriter) write(wait time.Duration) error {
 	bw := bufio.NewWriter(directWriter{w.conn})
 	req := w.req
 	if w.gate != nil {
 		req = req.WithContext(req.Context()) // a shallow copy, to swap the body
-		req.Body = &gatedBody{src: w.req.Body, gate: w.gate, wait: wait}
+		req.Body = &gatedBody{src: w.req.Body, w: w, wait: wait}
 	}
 	err := req.Write(bw)
 	if err == nil {
+		// Request.Write flushes only a buffer of its own making.
 		err = bw.Flush()
 	}
 	w.mu.Lock()
 	w.err = err
 	w.mu.Unlock()
-	if err != nil && !errors.Is(err, errBodyNotSent) {
+	if err != nil && !w.declined.Load() {
 		// The backend has half a request and will wait for the rest; so
 		// would the read of its response. Give up on both at once, as
 		// Transport does: the write's error is the attempt's.
 		w.conn.Close()
 	}
-	if w.trace.WroteRequest != nil {
-		w.trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
-	}
-}
-
-// writeErr returns the write's error so far.
-func (w *requestWriter) writeErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	return err
 }
 
 // open decides the gate: the backend invited the body (100 Continue) or
@@ -201,12 +209,17 @@ func (w *requestWriter) open(send bool) {
 	}
 }
 
+func (w *requestWriter) abort() { w.abortOnce.Do(func() { close(w.aborted) }) }
+
 // failure is the error to report for a response that could not be read:
 // the write's own error when the write failed first (the client's body
 // could not be read, or the backend reset the connection while the request
 // was going out), since that is the cause.
 func (w *requestWriter) failure(readErr error) error {
-	if err := w.writeErr(); err != nil && !errors.Is(err, errBodyNotSent) {
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil && !w.declined.Load() {
 		return err
 	}
 	return readErr
@@ -229,24 +242,32 @@ func (d directWriter) ReadFrom(r io.Reader) (int64, error) {
 
 // gatedBody holds a body back until the backend asks for it (Expect:
 // 100-continue): its first read waits for the backend's invitation, its
-// final response or the timer. The head is out by then: Request.Write
-// flushes it before a body that is not in memory, and this one is not.
+// final response, the end of the attempt or the timer. The head is out by
+// then: Request.Write flushes it before a body that is not in memory, and
+// this one is not.
 type gatedBody struct {
 	src    io.ReadCloser
-	gate   chan bool
+	w      *requestWriter
 	wait   time.Duration
 	opened bool
 }
+
+// errBodyNotSent ends the writing of a body the backend declined or that
+// the failed attempt no longer needs.
+var errBodyNotSent = fmt.Errorf("proxy: request body not sent")
 
 func (b *gatedBody) Read(p []byte) (int, error) {
 	if !b.opened {
 		t := time.NewTimer(b.wait)
 		defer t.Stop()
 		select {
-		case send := <-b.gate:
+		case send := <-b.w.gate:
 			if !send {
+				b.w.declined.Store(true)
 				return 0, errBodyNotSent
 			}
+		case <-b.w.aborted:
+			return 0, errBodyNotSent
 		case <-t.C:
 		}
 		b.opened = true
@@ -263,17 +284,20 @@ type exchangeBody struct {
 	conn net.Conn
 	stop func() bool
 	br   *bufio.Reader
+	w    *requestWriter
 }
 
 // Buffered reports how many bytes after the response head have already
 // arrived: a read of the body will not wait for the backend if some have.
 func (b *exchangeBody) Buffered() int { return b.br.Buffered() }
 
+// Close closes the connection before the body: net/http's body would
+// otherwise read on to the end of a body not yet read in full, for as long
+// as the backend keeps sending.
 func (b *exchangeBody) Close() error {
 	b.stop()
-	err := b.ReadCloser.Close()
-	if cerr := b.conn.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
-		err = cerr
-	}
-	return err
+	b.w.abort()
+	b.conn.Close()
+	b.ReadCloser.Close()
+	return nil
 }

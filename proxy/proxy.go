@@ -254,7 +254,7 @@ type attempt struct {
 // sent reports whether any byte of the request reached the connection.
 func (a *attempt) sent() bool {
 	c := a.conn.Load()
-	return c != nil && c.written.Load() > 0
+	return c != nil && c.sent()
 }
 
 // attempt sends r to b once, through the configured RoundTripper. On success
