@@ -148,6 +148,14 @@ func (s *Server) WaitRequests(ctx context.Context, n int) ([]Request, error) {
 	return snap.reqs, nil
 }
 
+// WaitConns blocks until cond holds for the connections recorded (a close,
+// say) or ctx ends, and returns them: an event to await, not a state to poll.
+// cond runs under the recorder's lock and must not keep the slice.
+func (s *Server) WaitConns(ctx context.Context, cond func([]Conn) bool) ([]Conn, error) {
+	snap, err := s.rec.waitFor(ctx, func(_ int, conns []Conn, _ Stats) bool { return cond(conns) })
+	return snap.conns, err
+}
+
 // Conns implements Backend.
 func (s *Server) Conns(context.Context) ([]Conn, error) { return s.rec.snapshot().conns, nil }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -279,18 +280,13 @@ func TestProxyKeepsSlowButLiveBody(t *testing.T) {
 
 // awaitClosed waits until every connection the backend accepted is closed.
 func awaitClosed(be *fakebackend.Server, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		conns, err := be.Conns(context.Background())
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(conns, func(c fakebackend.Conn) bool { return !c.Closed }) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("a backend connection was still open " + within.String() + " after the client stalled")
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	_, err := be.WaitConns(ctx, func(conns []fakebackend.Conn) bool {
+		return !slices.ContainsFunc(conns, func(c fakebackend.Conn) bool { return !c.Closed })
+	})
+	if err != nil {
+		return fmt.Errorf("a backend connection was still open %v after the client stalled: %w", within, err)
 	}
+	return nil
 }
