@@ -124,7 +124,7 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		head.N = math.MaxInt64 // the body is bounded by its framing, not here
 		w.open(false)
-		res.Body = &exchangeBody{ReadCloser: res.Body, conn: conn, stop: stop, br: br, w: w}
+		res.Body = &exchangeBody{ReadCloser: res.Body, conn: conn, stop: stop, br: br}
 		return res, nil
 	}
 }
@@ -284,7 +284,6 @@ type exchangeBody struct {
 	conn net.Conn
 	stop func() bool
 	br   *bufio.Reader
-	w    *requestWriter
 }
 
 // Buffered reports how many bytes after the response head have already
@@ -296,7 +295,6 @@ func (b *exchangeBody) Buffered() int { return b.br.Buffered() }
 // as the backend keeps sending.
 func (b *exchangeBody) Close() error {
 	b.stop()
-	b.w.abort()
 	b.conn.Close()
 	b.ReadCloser.Close()
 	return nil
