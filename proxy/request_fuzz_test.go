@@ -175,7 +175,8 @@ func (x *exchanges) panicked() string {
 	return x.panic
 }
 
-func (x *exchanges) count(be fakebackend.Backend) int {
+// requestCount is how many requests be has recorded, incomplete ones too.
+func requestCount(be fakebackend.Backend) int {
 	st, err := be.Stats(context.Background())
 	if err != nil {
 		panic(err)
@@ -193,9 +194,9 @@ func (x *exchanges) wrap() http.Handler {
 		x.mu.Lock()
 		be, h := x.backend, x.proxy
 		x.mu.Unlock()
-		s := served{connection: slices.Clone(r.Header["Connection"]), from: x.count(be)}
+		s := served{connection: slices.Clone(r.Header["Connection"]), from: requestCount(be)}
 		defer func() {
-			s.to = x.count(be)
+			s.to = requestCount(be)
 			v := recover()
 			x.mu.Lock()
 			x.reqs = append(x.reqs, s)

@@ -24,6 +24,13 @@ type exchange struct {
 	body       *recorder // the client's body as read so far (post-replayed only)
 }
 
+// attemptFailed reports whether an upstream attempt of x has failed.
+func (x *exchange) attemptFailed() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.failed
+}
+
 type exchangeKey struct{}
 
 // track puts a fresh exchange into every request's context.

@@ -231,10 +231,7 @@ var table = []Mutant{
 		Defect: "answers 502 as soon as one attempt fails, without trying the next backend",
 		build: fixed(parts{transport: func(next http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
-				x := exchangeOf(out.Context())
-				x.mu.Lock()
-				failed := x.failed
-				x.mu.Unlock()
+				failed := exchangeOf(out.Context()).attemptFailed()
 				if failed {
 					return nil, errNoFailover
 				}
@@ -247,10 +244,7 @@ var table = []Mutant{
 		Defect: "never fails over a non-idempotent request, even when no byte of it reached the failed backend",
 		build: fixed(parts{transport: func(next http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(out *http.Request) (*http.Response, error) {
-				x := exchangeOf(out.Context())
-				x.mu.Lock()
-				failed := x.failed
-				x.mu.Unlock()
+				failed := exchangeOf(out.Context()).attemptFailed()
 				if failed && !idempotent(out.Method) {
 					return nil, errNoFailover
 				}
