@@ -60,6 +60,9 @@ func TestProxyCutsOffSlowHeaders(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", be.URL(), "--client-header-timeout", timeout.String())
 
+	// The server starts the header clock when it accepts, which can be
+	// before Dial returns here, so the test's clock starts before Dial.
+	start := time.Now()
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +70,6 @@ func TestProxyCutsOffSlowHeaders(t *testing.T) {
 	defer c.Close()
 	stop := make(chan struct{})
 	trickled := make(chan struct{})
-	start := time.Now()
 	go func() {
 		defer close(trickled)
 		trickle(c, "GET / HTTP/1.1\r\nHost: x\r\n", "X-Slow: 1\r\n", timeout/6, stop)
