@@ -105,7 +105,8 @@ func TestResetBeforeRequest(t *testing.T) {
 		t.Fatal(resp.Status)
 	}
 	reqs, _ := s.WaitRequests(ctx(t), 1)
-	conns, _ := s.Conns(ctx(t))
+	// The reset goes out before the backend records the close: wait for it.
+	conns, _ := s.WaitConns(ctx(t), func(cs []fakebackend.Conn) bool { return len(cs) == 2 && cs[0].Closed })
 	if len(reqs) != 1 || reqs[0].Conn != 2 || len(conns) != 2 || conns[0].ClosedBy != "backend" || conns[0].Requests != 0 {
 		t.Fatalf("requests %+v, conns %+v", reqs, conns)
 	}

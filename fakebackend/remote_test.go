@@ -141,7 +141,10 @@ func TestRemoteWaitTimesOutWithWhatArrived(t *testing.T) {
 	stub.add(Request{Target: "/only"})
 	r := dialStub(t, stub)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// The backend is asked to give up a tenth of the wait (at most 250 ms)
+	// before the client does; at 2 s that leaves 200 ms for the answer to
+	// come back, which a loaded machine needs.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	got, err := r.WaitRequests(ctx, 2)
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/proxyspec/proxyspec/fakebackend"
 )
 
 // seen is one request as a raw backend received it.
@@ -159,25 +161,20 @@ func deadAddr(t *testing.T) string {
 	return "http://" + addr
 }
 
-// blackhole returns a loopback address whose connects hang: a listening
-// socket with a backlog of 0 that is never accepted, its queue filled.
+// blackhole returns a loopback address whose connects hang: a fake
+// backend in Blackhole mode, which checks that its accept queue is full
+// rather than inferring it from a dial timing out.
 func blackhole(t *testing.T) string {
 	t.Helper()
-	fd, addr := boundSocket(t)
-	if err := syscall.Listen(fd, 0); err != nil {
+	be, err := fakebackend.Start("blackhole")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Fill the accept queue until a connect no longer completes at once.
-	d := net.Dialer{Timeout: 100 * time.Millisecond}
-	for i := 0; i < 16; i++ {
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			return "http://" + addr
-		}
-		t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { be.Close() })
+	if err := be.SetMode(t.Context(), fakebackend.Blackhole); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("could not fill the accept queue of the blackhole")
-	return ""
+	return be.URL()
 }
 
 // boundSocket returns a TCP socket bound to a free loopback port, closed

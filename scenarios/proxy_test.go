@@ -41,6 +41,10 @@ func startProxy(t *testing.T, p *tinyProxy, topo Topology) string {
 		DialContext:           (&net.Dialer{Timeout: topo.ConnectTimeout}).DialContext,
 		ResponseHeaderTimeout: topo.ReadTimeout,
 		DisableKeepAlives:     p.oneShot,
+		// Never pooled either: the stub backend closes after each answer
+		// without saying so, and a PUT sent on such a connection before
+		// the close is seen would fail, not be resent.
+		MaxIdleConnsPerHost: -1,
 		// Keep-alive on: with it off, the backend answers Connection:
 		// close, and net/http's transport then drops the whole Connection
 		// header, options included, so ReverseProxy cannot remove the

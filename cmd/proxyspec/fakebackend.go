@@ -68,11 +68,14 @@ func runFakebackend(ctx context.Context, args []string, stdout, stderr io.Writer
 	// Shutdown alone would wait for.
 	base, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var fresh freshConns
 	srv := &http.Server{
 		Handler:           fakebackend.ControlHandler(b),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnState:         fresh.track,
 	}
+	srv.RegisterOnShutdown(fresh.close)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening data=%s control=%s name=%s\n", b.Addr(), ln.Addr(), b.Name())

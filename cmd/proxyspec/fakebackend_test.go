@@ -102,6 +102,14 @@ func TestFakebackendCommandServesUntilCancelled(t *testing.T) {
 		_, err := r.WaitRequests(context.Background(), 100)
 		waiting <- err
 	}()
+	// Nor must a connection that never sends a request, as net/http's
+	// Transport leaves behind when it dials for a request that then takes
+	// an idle connection: Shutdown alone waits five seconds for it.
+	idle, err := net.Dial("tcp", p.control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
 	// A control round trip gives the poll time to be parked; nothing from
 	// outside shows that it is, so should it not be yet, this check is
 	// weaker, never wrong.

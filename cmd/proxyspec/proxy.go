@@ -75,13 +75,16 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "proxyspec proxy: listen %q: %v\n", s.listen, err)
 		return 2
 	}
+	var fresh freshConns
 	srv := &http.Server{
 		Handler:           bodyGapTimeout(p, s.bodyGap),
 		ReadHeaderTimeout: s.readHeader,
 		IdleTimeout:       proxyIdleTimeout,
 		MaxHeaderBytes:    proxyMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         fresh.track,
 	}
+	srv.RegisterOnShutdown(fresh.close)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())

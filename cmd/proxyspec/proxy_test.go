@@ -184,6 +184,32 @@ func TestProxyCommandFinishesRequestsOnShutdown(t *testing.T) {
 	}
 }
 
+// A client connection that never sent a byte does not hold up the stop:
+// http.Server.Shutdown alone would wait five seconds for it.
+func TestProxyCommandStopsPromptlyWithSilentConnection(t *testing.T) {
+	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", namedBackend(t, "a").URL)
+	silent, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// The listener hands out connections in order: once a later one is
+	// answered, the silent one has been accepted.
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if r, err := c.Get("http://" + p.addr + "/"); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Body.Close()
+	}
+	p.cancel()
+	select {
+	case code := <-p.done:
+		p.done <- code
+	case <-time.After(4 * time.Second):
+		t.Fatal("the proxy waited on a connection that never sent a request")
+	}
+}
+
 func TestProxyConfigFromEnvironment(t *testing.T) {
 	env := map[string]string{
 		"PROXYSPEC_LISTEN":             "127.0.0.1:9999",
