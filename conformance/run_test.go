@@ -95,7 +95,7 @@ func TestRunGoodSubject(t *testing.T) {
 
 // slowPool is how long the "slow-pool" child's backend pool takes to start:
 // twice its SpecTimeout.
-const slowPool = 2 * time.Second
+const slowPool = 6 * time.Second
 
 // The wait for the backend pool (a cold image build takes minutes) belongs to
 // the kit, not to the first spec that needs a backend: it must not count

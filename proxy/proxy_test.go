@@ -469,8 +469,10 @@ func TestReadTimeoutMidBodyAbortsClient(t *testing.T) {
 }
 
 func TestReadTimeoutBoundsGapsNotTheWholeBody(t *testing.T) {
-	const read = 600 * time.Millisecond
-	const gap, chunks = read / 4, 6 // the body takes longer than the timeout
+	// Gaps an eighth of the timeout leave a stalled machine 1 s of slack;
+	// twelve of them outlast the timeout.
+	const read = 1200 * time.Millisecond
+	const gap, chunks = read / 8, 12
 	back := startRaw(t, func(c net.Conn, _ seen) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
 		for range chunks {

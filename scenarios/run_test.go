@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxyspec/proxyspec/fakebackend"
 )
@@ -238,7 +239,9 @@ steps:
 	if res.Summary() != want {
 		t.Errorf("got\n%s\nwant\n%s", res.Summary(), want)
 	}
-	if e := res.Steps[0].Response.Elapsed; e > 3*300e6 {
+	// The proxy would hold on for its minute: anything well short of it
+	// shows the step's timeout ended the wait, stalls of the machine aside.
+	if e := res.Steps[0].Response.Elapsed; e > 10*time.Second {
 		t.Errorf("waited %v for a 300ms timeout", e)
 	}
 }

@@ -195,7 +195,9 @@ func TestProxyClosesAfterEarlyAnswerToStalledBody(t *testing.T) {
 // proxy reads it and the connection serves the next request: a body the
 // backend did not want is no reason to drop the client.
 func TestProxyKeepsConnectionAfterEarlyAnswer(t *testing.T) {
-	const gap = time.Second
+	// Only a stalled client meets the gap here: a long one keeps a loaded
+	// machine's pauses from looking like a stall.
+	const gap = 3 * time.Second
 	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", earlyBackend(t), "--client-body-timeout", gap.String())
 
 	c, err := net.Dial("tcp", p.addr)
@@ -245,7 +247,8 @@ func awaitEOF(t *testing.T, br *bufio.Reader, open string) {
 // the gap timeout, goes through whole however long it takes in total.
 func TestProxyKeepsSlowButLiveBody(t *testing.T) {
 	be := slowBackend(t)
-	const gap = time.Second
+	// A part every gap/5 leaves the writer 2.4 s of slack for a pause.
+	const gap = 3 * time.Second
 	p := startProxyCmd(t, "--listen", "127.0.0.1:0", "--backend", be.URL(), "--client-body-timeout", gap.String())
 
 	c, err := net.Dial("tcp", p.addr)

@@ -29,8 +29,10 @@ func TestPlainGet(t *testing.T) {
 	p, _ := strconv.Atoi(port)
 	topo := conformance.Topology{
 		Backends:       []conformance.Endpoint{{Name: "a", URL: backend.URL, Host: host, Port: p}},
-		ConnectTimeout: time.Second,
-		ReadTimeout:    time.Second,
+		// Four seconds, so that the quarter-timeout mutants still give a
+		// healthy backend a second.
+		ConnectTimeout: 4 * time.Second,
+		ReadTimeout:    4 * time.Second,
 	}
 	names := map[string]bool{}
 	for _, m := range All() {

@@ -15,9 +15,12 @@ import (
 	"github.com/proxyspec/proxyspec/fakebackend"
 )
 
+// The timeouts bound every request of every test here, so a healthy
+// backend must answer within them even on a stalled machine; only the
+// read-timeout case waits one out.
 const (
-	connectTimeout = 200 * time.Millisecond
-	readTimeout    = 300 * time.Millisecond
+	connectTimeout = time.Second
+	readTimeout    = time.Second
 	// margin bounds every wait of a test as a multiple of the timeouts.
 	margin = 10
 )

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +24,18 @@ const (
 	envMutant  = "SELFTEST_MUTANT"  // a mutant's name, or "reference"
 	envProfile = "SELFTEST_PROFILE" // the profile to run
 	envReport  = "SELFTEST_REPORT"  // where the child writes its JSON report
+	envScale   = "SELFTEST_SCALE"   // multiplies the default proxy timeouts
 )
+
+// scaled lists the subjects whose runs get the default proxy timeouts
+// multiplied. A quarter-timeout mutant must reach a healthy backend within
+// its quarter in the specs it passes: at the defaults that is 50 ms to
+// connect and 125 ms for an answer, which a stall of a loaded machine can
+// exceed. Four times the defaults give it the reference's own margins.
+var scaled = map[string]int{
+	"read-timeout-quarter":    4,
+	"connect-timeout-quarter": 4,
+}
 
 const (
 	seed = conformance.ProfileSeed
@@ -320,6 +332,11 @@ func checkPins(t *testing.T) {
 			t.Errorf("pin for %q: no such mutant", p.subject)
 		}
 	}
+	for name := range scaled {
+		if _, ok := mutant.Lookup(name); !ok {
+			t.Errorf("scaled timeouts for %q: no such mutant", name)
+		}
+	}
 	caught := map[string]bool{}
 	for _, p := range pins {
 		caught[p.subject] = caught[p.subject] || len(p.fails) > 0
@@ -346,7 +363,8 @@ func runChild(t *testing.T, exe string, p pin, report string) (conformance.Repor
 		"-test.timeout="+(childTimeout-5*time.Second).String(),
 		"-ginkgo.no-color")
 	cmd.Env = append(os.Environ(),
-		envMutant+"="+p.subject, envProfile+"="+string(p.profile), envReport+"="+report)
+		envMutant+"="+p.subject, envProfile+"="+string(p.profile), envReport+"="+report,
+		envScale+"="+strconv.Itoa(max(scaled[p.subject], 1)))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// A report left by an earlier run in a kept directory must not pass
@@ -436,10 +454,16 @@ func TestMutantChild(t *testing.T) {
 		}
 		subject = m.Subject(nil)
 	}
+	scale, err := strconv.Atoi(os.Getenv(envScale))
+	if err != nil || scale < 1 {
+		t.Fatalf("%s=%q: want a whole number, 1 or more", envScale, os.Getenv(envScale))
+	}
 	conformance.Test(t, conformance.Config{
-		Subject:    subject,
-		Profile:    conformance.Profile(os.Getenv(envProfile)),
-		ReportJSON: os.Getenv(envReport),
+		Subject:        subject,
+		Profile:        conformance.Profile(os.Getenv(envProfile)),
+		ReportJSON:     os.Getenv(envReport),
+		ConnectTimeout: time.Duration(scale) * conformance.DefaultConnectTimeout,
+		ReadTimeout:    time.Duration(scale) * conformance.DefaultReadTimeout,
 	})
 }
 
