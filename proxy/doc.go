@@ -136,25 +136,29 @@
 // the client after each read, so memory does not grow with body size (the
 // tests push 256 MiB each way and budget the allocations).
 //
-// # Upstream: net/http's framing, not its Transport, for one-shot connections
+// # Upstream: net/http's framing, not its Transport
 //
-// In the seed's mode a connection carries exactly one request, and the
-// exchange on it (exchange.go) is written and read on the handler's
-// goroutine with Request.Write and http.ReadResponse: the framing code
-// Transport itself uses, so chunked bodies with trailers, 1xx responses and
-// response parsing hardened against smuggling are net/http's. What
-// Transport adds around that (a dialing goroutine, a read loop and a write
-// loop per connection, with channel hand-offs) serves pooled connections
-// and was most of the CPU a one-request connection cost (BENCHMARKS.md).
-// The exchange keeps what the proxy relies on: the httptrace hooks,
-// cancellation with the client's request, Expect: 100-continue held for a
-// second at most, a bound on 1xx responses, Transport's header checks, and
-// a request body written from its own goroutine so that an early response
-// is heard. WithPooledUpstream uses net/http's Transport, for which that
-// machinery is the point.
+// The exchange with a backend (exchange.go) is written and read on the
+// handler's goroutine with Request.Write and http.ReadResponse: the framing
+// code Transport itself uses, so chunked bodies with trailers, 1xx
+// responses and response parsing hardened against smuggling are
+// net/http's. What Transport adds around that (a dialing goroutine, a read
+// loop and a write loop per connection, with channel hand-offs) was most
+// of the CPU a one-request connection cost, and a good share of a pooled
+// one's (BENCHMARKS.md). The exchange keeps what the proxy relies on: the
+// httptrace hooks, cancellation with the client's request, Expect:
+// 100-continue held for a second at most, a bound on 1xx responses,
+// Transport's header checks, and a request body written from its own
+// goroutine so that an early response is heard.
 //
-// Both dial through a connection wrapper (byte count, per-read and
+// WithPooledUpstream adds a small idle list per backend (idle.go): a
+// connection goes back when its response body ends, is checked with a
+// read that does not wait before it is reused, and is closed after
+// PooledIdleTimeout. WithPooledUpstream says when a request is sent again
+// on a new connection; that is the only retry below the proxy's failover.
+//
+// Both modes dial through a connection wrapper (byte count, per-read and
 // per-write deadlines) and send no User-Agent of their own (a nil entry).
-// Neither retries by itself in the seed's mode, so the RoundTripper given
-// to WithRoundTripper sees exactly one call per attempt.
+// In the seed's mode nothing retries below the proxy's failover, so the
+// RoundTripper given to WithRoundTripper sees exactly one call per attempt.
 package proxy

@@ -40,6 +40,9 @@ import (
 type exchange struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	expectContinue time.Duration
+	// idle keeps connections between requests (WithPooledUpstream); nil in
+	// the seed mode, where every request has a connection of its own.
+	idle *idleConns
 }
 
 // maxResponseHead bounds each response head read, as Transport's default
@@ -53,33 +56,71 @@ const maxResponseHead = 10 << 20
 // real server sends anywhere near this many.
 const max1xx = 100
 
+// maxWriteWait is how long a finished response waits for its request's
+// body writer to report before the connection is given up rather than
+// kept: the backend may answer before it has read the whole body, and a
+// connection with part of a body still to go carries nothing else. It is
+// Transport's figure (maxWriteWaitBeforeConnReuse).
+const maxWriteWait = 50 * time.Millisecond
+
 func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := validHeader(req.Header); err != nil {
+		return nil, err
+	}
+	keep := e.idle != nil
+	if keep && req.Close {
+		kept := *req // a RoundTripper must not change the request
+		kept.Close = false
+		req = &kept
+	}
+	if keep {
+		if k := e.idle.get(req.URL.Host); k != nil {
+			res, err, again := e.send(req, k, true, true)
+			if !again {
+				return res, err
+			}
+			// The backend closed the connection as the request went out:
+			// a new one gets it, as Transport would do.
+		}
+	}
+	c, err := e.dial(req.Context(), "tcp", req.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*upstreamConn)
+	if !ok {
+		uc = &upstreamConn{Conn: c, head: newConnectionWatch()}
+	}
+	res, err, _ := e.send(req, newKeptConn(uc, req.URL.Host), false, keep)
+	return res, err
+}
+
+// send makes one exchange on k. again reports that it failed on a reused
+// connection in a way that makes sending it on a new one safe and right:
+// no byte of a response came, and either no byte of the request went out
+// or the request is a bodiless GET, HEAD, OPTIONS or TRACE (RFC 9112
+// §9.3.1, pool.go).
+func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *http.Response, _ error, again bool) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	if trace == nil {
 		trace = &httptrace.ClientTrace{}
 	}
-	if err := validHeader(req.Header); err != nil {
-		return nil, err
-	}
-	conn, err := e.dial(ctx, "tcp", req.URL.Host)
-	if err != nil {
-		return nil, err
-	}
 	if trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: conn})
+		trace.GotConn(httptrace.GotConnInfo{Conn: k.upstreamConn, Reused: reused})
 	}
 	// Whatever blocks on the connection ends when the client goes away.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	w := &requestWriter{conn: conn, req: req, aborted: make(chan struct{})}
-	fail := func(err error) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { k.Close() })
+	w := &requestWriter{conn: k.upstreamConn, bw: k.bw, req: req, aborted: make(chan struct{}), done: make(chan struct{})}
+	answered := false
+	fail := func(err error) (*http.Response, error, bool) {
 		stop()
-		conn.Close()
+		k.Close()
 		w.abort()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err), false
 		}
-		return nil, err
+		return nil, err, reused && !answered && !hasBody(req) && (!k.sent() || replayable(req))
 	}
 
 	if hasBody(req) {
@@ -91,19 +132,18 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		return fail(err)
 	}
 
-	head := &io.LimitedReader{R: conn}
-	br := bufio.NewReader(head)
 	for n1xx := 0; ; n1xx++ {
-		head.N = maxResponseHead
-		if _, err := br.Peek(1); err != nil {
+		k.lim.N = maxResponseHead
+		if _, err := k.br.Peek(1); err != nil {
 			return fail(w.failure(err))
 		}
+		answered = true
 		if n1xx == 0 && trace.GotFirstResponseByte != nil {
 			trace.GotFirstResponseByte()
 		}
-		res, err := http.ReadResponse(br, req)
+		res, err := http.ReadResponse(k.br, req)
 		if err != nil {
-			if head.N <= 0 {
+			if k.lim.N <= 0 {
 				err = fmt.Errorf("proxy: response head over %d bytes: %w", maxResponseHead, err)
 			}
 			return fail(w.failure(err))
@@ -122,10 +162,32 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			continue
 		}
-		head.N = math.MaxInt64 // the body is bounded by its framing, not here
+		k.lim.N = math.MaxInt64 // the body is bounded by its framing, not here
 		w.open(false)
-		res.Body = &exchangeBody{ReadCloser: res.Body, conn: conn, stop: stop, br: br}
-		return res, nil
+		b := &exchangeBody{ReadCloser: res.Body, k: k, stop: stop, ended: res.Body == http.NoBody}
+		if keep && !res.Close && res.StatusCode != http.StatusSwitchingProtocols {
+			b.pool, b.w = e.idle, w
+		}
+		res.Body = b
+		return res, nil, false
+	}
+}
+
+// replayable reports whether req may be sent again on a new connection
+// after a reused one failed with the request written: a safe method
+// (RFC 9110 §9.2.1), as for Transport.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// CloseIdleConnections closes the pooled connections not in use.
+func (e *exchange) CloseIdleConnections() {
+	if e.idle != nil {
+		e.idle.closeAll()
 	}
 }
 
@@ -158,6 +220,7 @@ func expectsContinue(req *http.Request) bool {
 // its own and held back until the backend asks for it.
 type requestWriter struct {
 	conn net.Conn
+	bw   *bufio.Writer // the connection's, its buffer reused
 	req  *http.Request
 	gate chan bool // Expect: 100-continue: true sends the body, false drops it
 	once sync.Once // gate is decided once
@@ -170,15 +233,17 @@ type requestWriter struct {
 	aborted   chan struct{}
 	abortOnce sync.Once
 
-	mu  sync.Mutex
-	err error // the write's error
+	mu   sync.Mutex
+	err  error         // the write's error
+	done chan struct{} // closed when the write has ended
 }
 
 // write writes the request and returns the write's error; with a gate it
 // waits up to wait for the decision before the body. Request.Write reports
 // to the trace's WroteRequest itself.
 func (w *requestWriter) write(wait time.Duration) error {
-	bw := bufio.NewWriter(directWriter{w.conn})
+	defer close(w.done)
+	bw := w.bw
 	req := w.req
 	if w.gate != nil {
 		req = req.WithContext(req.Context()) // a shallow copy, to swap the body
@@ -210,6 +275,25 @@ func (w *requestWriter) open(send bool) {
 }
 
 func (w *requestWriter) abort() { w.abortOnce.Do(func() { close(w.aborted) }) }
+
+// finished reports whether the whole request went out, waiting up to
+// maxWriteWait for a body writer still at it.
+func (w *requestWriter) finished() bool {
+	select {
+	case <-w.done:
+	default:
+		t := time.NewTimer(maxWriteWait)
+		defer t.Stop()
+		select {
+		case <-w.done:
+		case <-t.C:
+			return false
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err == nil && !w.declined.Load()
+}
 
 // failure is the error to report for a response that could not be read:
 // the write's own error when the write failed first (the client's body
@@ -277,25 +361,73 @@ func (b *gatedBody) Read(p []byte) (int, error) {
 
 func (b *gatedBody) Close() error { return b.src.Close() }
 
-// exchangeBody is a response body whose connection goes with it: the
-// connection carried one request, so closing the body closes it.
+// exchangeBody is a response body whose connection goes with it: closing
+// the body closes the connection, or in the pooled mode the connection
+// goes back for the next request once the exchange has ended cleanly.
 type exchangeBody struct {
 	io.ReadCloser
-	conn net.Conn
-	stop func() bool
-	br   *bufio.Reader
+	k     *keptConn
+	stop  func() bool
+	ended bool // the body was read to its end (or there was none)
+	// Set when the connection may be kept: the pool to keep it in, and the
+	// request's writer, which must have finished.
+	pool     *idleConns
+	w        *requestWriter
+	released bool // the connection is back in the pool: no longer ours
+	closed   bool
+}
+
+// Read hands the connection back as soon as the body ends, before the
+// caller relays its last bytes: a client that then sends its next request
+// at once finds the connection ready.
+func (b *exchangeBody) Read(p []byte) (int, error) {
+	if b.released {
+		return 0, io.EOF
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.ended = true
+		b.release()
+	}
+	return n, err
+}
+
+// release keeps the connection when the response was read to its end, the
+// request went out whole, nothing more arrived and the client has not gone
+// (stop reports that the context's close did not run).
+func (b *exchangeBody) release() {
+	if b.pool != nil && b.ended && b.k.br.Buffered() == 0 && b.w.finished() && b.stop() {
+		b.released = true
+		b.ReadCloser.Close() // at its end: reads nothing more
+		b.pool.put(b.k)
+	}
 }
 
 // Buffered reports how many bytes after the response head have already
 // arrived: a read of the body will not wait for the backend if some have.
-func (b *exchangeBody) Buffered() int { return b.br.Buffered() }
+func (b *exchangeBody) Buffered() int {
+	if b.released {
+		return 0
+	}
+	return b.k.br.Buffered()
+}
 
-// Close closes the connection before the body: net/http's body would
-// otherwise read on to the end of a body not yet read in full, for as long
-// as the backend keeps sending.
+// Close closes the connection unless it went back to the pool, and before
+// the body: net/http's body would otherwise read on to the end of a body
+// not yet read in full, for as long as the backend keeps sending.
 func (b *exchangeBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.released {
+		b.release() // a response without a body is never read
+	}
+	if b.released {
+		return nil
+	}
 	b.stop()
-	b.conn.Close()
+	b.k.Close()
 	b.ReadCloser.Close()
 	return nil
 }

@@ -84,7 +84,7 @@ func outboundHeader(r *http.Request) http.Header {
 	// Via names the protocol version the proxy received (RFC 9110 §7.6.3):
 	// "1.1 rws" as the seed says for HTTP/1.1 clients, "1.0 rws" for 1.0.
 	appendList(h, "Via", viaVersion(r)+" rws")
-	// Transport adds "User-Agent: Go-http-client/1.1" unless the key is
+	// Request.Write adds "User-Agent: Go-http-client/1.1" unless the key is
 	// present; a present key with no values writes nothing, so a missing
 	// User-Agent stays missing.
 	if _, ok := h["User-Agent"]; !ok {

@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"net/http"
-	"net/http/httptrace"
-	"time"
-)
+import "time"
 
 // Limits of the pooled upstream mode (WithPooledUpstream).
 const (
@@ -31,82 +27,29 @@ const (
 // idempotent (RFC 9110 §9.2.2) and its body can be sent again. The read
 // timeout starts when the request has been written, as on a new connection.
 //
-// When a reused connection closes before any response byte, net/http's
-// Transport itself resends a GET, HEAD, OPTIONS or TRACE without a body
-// once, on a new connection to the same backend (automatic retry of an
-// idempotent request, RFC 9112 §9.3.1). It would do the same for a request
-// of any method carrying Idempotency-Key or X-Idempotency-Key: such
-// requests with a method that is not idempotent never use a pooled
-// connection, so they are never sent twice.
+// A backend may close an idle connection just as a request goes out on it
+// (RFC 9112 §9.3.1). An idle connection is checked before it is reused,
+// which finds most such closes; one that slips through and ends before any
+// response byte makes the proxy send the request once more, on a new
+// connection to the same backend, when that cannot do harm: no byte of it
+// went out, or it is a bodiless GET, HEAD, OPTIONS or TRACE. net/http's
+// Transport does the same, and also resends any request carrying an
+// Idempotency-Key field; the proxy does not, since that key is the
+// client's to retry with.
+//
+// A connection is kept only when its response was read to the end, the
+// whole request went out (a body still being sent when the response has
+// ended gets maxWriteWait to finish), the backend did not ask to close,
+// and nothing arrived after the response.
 //
 // Idle connections are kept up to PooledIdlePerBackend per backend and
-// PooledIdleTimeout each, or until the read timeout (which bounds every read
-// on the connection) closes them; ReverseProxy.CloseIdleConnections closes
-// them at once.
+// PooledIdleTimeout each; ReverseProxy.CloseIdleConnections closes them at
+// once.
 func WithPooledUpstream() Option {
 	return func(c *config) error {
 		c.pooled = true
 		return nil
 	}
-}
-
-// pooledTransport is the keep-alive counterpart of the per-request
-// transport base: the same dialer, timeouts and protocol settings, with
-// connections kept idle between requests.
-type pooledTransport struct {
-	keep  *http.Transport
-	fresh http.RoundTripper // base: one connection per request
-}
-
-func newPooledTransport(base *http.Transport) *pooledTransport {
-	keep := base.Clone()
-	keep.DisableKeepAlives = false
-	keep.MaxIdleConns = 0 // no overall limit: the per-backend one applies
-	keep.MaxIdleConnsPerHost = PooledIdlePerBackend
-	keep.IdleConnTimeout = PooledIdleTimeout
-	return &pooledTransport{keep: keep, fresh: base}
-}
-
-func (t *pooledTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if replayedOnReuse(r) && !idempotent(r.Method) {
-		return t.fresh.RoundTrip(r)
-	}
-	// WithContext copies the request, which a RoundTripper must not change.
-	// The proxy's own trace still runs, after this one (httptrace composes).
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{GotConn: renew}))
-	out.Close = false
-	return t.keep.RoundTrip(out)
-}
-
-// CloseIdleConnections closes the pooled connections not in use.
-func (t *pooledTransport) CloseIdleConnections() { t.keep.CloseIdleConnections() }
-
-// replayedOnReuse reports whether net/http's Transport would resend r on a
-// new connection after it was written on a reused one that failed before
-// any response byte: besides GET, HEAD, OPTIONS and TRACE, any request with
-// an Idempotency-Key or X-Idempotency-Key field (net/http's isReplayable).
-func replayedOnReuse(r *http.Request) bool {
-	_, a := r.Header["Idempotency-Key"]
-	_, b := r.Header["X-Idempotency-Key"]
-	return a || b
-}
-
-// renew readies a reused connection for the request it is handed to: the
-// written count, the read timeout and the response head watch belong to
-// one request, and the connection's previous request left them spent. The
-// transport hands out a connection only once its previous request has been
-// written in full and its response read to the end.
-func renew(info httptrace.GotConnInfo) {
-	c, ok := info.Conn.(*upstreamConn)
-	if !ok || !info.Reused {
-		return
-	}
-	c.written.Store(0)
-	c.armed.Store(false)
-	// The transport's idle read may be waiting with a deadline set while
-	// the connection was armed; until the request is written, none applies.
-	c.Conn.SetReadDeadline(time.Time{})
-	c.head.reset()
 }
 
 // reset forgets the head read for the previous response on the connection.

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -91,10 +90,11 @@ const wait = 5 * time.Second
 
 // untilReused runs try until the request it sends second goes out on the
 // connection its first one used; try sets up fresh backends each time and
-// checks nothing before it knows. net/http's Transport pools a connection
-// only if its writer reports back within 50 ms of the response
-// (maxWriteWaitBeforeConnReuse), so a stalled machine sometimes dials anew:
-// the case was then not exercised, which is no verdict either way.
+// checks nothing before it knows. The proxy hands a connection back when
+// the response body ends, and a request with a body waits at most
+// maxWriteWait for its writer to report: a stalled machine can have the
+// next request dial anew. The case was then not exercised, which is no
+// verdict either way.
 func untilReused(t *testing.T, try func() (reused bool)) {
 	t.Helper()
 	const tries = 5
@@ -224,38 +224,67 @@ func TestPooledReusedConnectionFailsAfterWrite(t *testing.T) {
 	}
 }
 
-// net/http's Transport would resend a POST carrying Idempotency-Key on a new
-// connection after a reused one failed; the pool does not offer it one.
-func TestPooledIdempotencyKeyPostNotPooled(t *testing.T) {
+// A POST carrying Idempotency-Key is pooled like any other and, written on
+// a reused connection that then failed, not sent again: the key is the
+// client's to retry with (net/http's Transport would resend it).
+func TestPooledIdempotencyKeyPostNotResent(t *testing.T) {
 	for _, key := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
 		t.Run(key, func(t *testing.T) {
-			// A POST with the key is never offered a kept connection, so a
-			// GET in its place shows whether this run's first connection
-			// could have been reused at all.
 			var a *keepBackend
-			var url string
+			var res *http.Response
 			untilReused(t, func() bool {
-				a = startKeep(t, func(c net.Conn, _ kept) bool {
-					io.WriteString(c, ok200)
-					return true
-				})
-				url = pooledProxy(t, a.url())
-				get(t, url+"/first")
-				get(t, url+"/probe")
+				a = startKeep(t, dropsSecond)
+				url := pooledProxy(t, a.url())
+				if res, _ := get(t, url+"/first"); res.StatusCode != 200 {
+					t.Fatalf("first request: %d", res.StatusCode)
+				}
 				a.next(t, wait)
-				return a.next(t, wait).conn == 1
+				req := httptestRequest(t, http.MethodPost, url+"/second", nil)
+				req.Header.Set(key, "k1")
+				res, _ = do(t, req)
+				k := a.next(t, wait)
+				return k.conn == 1 && k.seq == 2
 			})
-			req := httptestRequest(t, http.MethodPost, url+"/second", nil)
-			req.Header.Set(key, "k1")
-			if res, _ := do(t, req); res.StatusCode != 200 {
-				t.Errorf("POST with %s: %d, want 200 from a new connection", key, res.StatusCode)
-			}
-			if k := a.next(t, wait); k.conn != 2 || !k.req.Close {
-				t.Errorf("POST with %s on conn %d (close %v), want a new connection with Connection: close", key, k.conn, k.req.Close)
+			if res.StatusCode != http.StatusBadGateway {
+				t.Errorf("POST with %s: %d, want 502", key, res.StatusCode)
 			}
 			a.none(t)
 		})
 	}
+}
+
+// A kept connection the backend closed while it sat idle is found out
+// before a request is written on it: a POST then goes out on a new
+// connection and succeeds, where writing it on the closed one would have
+// cost it a 502.
+func TestPooledClosedIdleConnectionNotUsed(t *testing.T) {
+	closedIdle := make(chan struct{})
+	a := startKeep(t, func(c net.Conn, k kept) bool {
+		io.WriteString(c, ok200)
+		if k.conn == 1 {
+			// The answer is whole, with no sign of a close: the proxy
+			// keeps a connection the backend has left.
+			c.Close()
+			close(closedIdle)
+			return false
+		}
+		return true
+	})
+	url := pooledProxy(t, a.url())
+	if res, _ := get(t, url+"/first"); res.StatusCode != 200 {
+		t.Fatalf("first request: %d", res.StatusCode)
+	}
+	a.next(t, wait)
+	<-closedIdle
+	// The backend's FIN reaches the proxy's socket at once on loopback.
+	res, _ := do(t, httptestRequest(t, http.MethodPost, url+"/second", strings.NewReader("x")))
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("POST after the backend closed the idle connection: %d, want 200 on a new one", res.StatusCode)
+	}
+	if k := a.next(t, wait); k.conn != 2 || k.body != "x" {
+		t.Errorf("POST on conn %d with body %q, want a new connection with x", k.conn, k.body)
+	}
+	a.none(t)
 }
 
 // The Connection field of the response on a reused connection is read from
@@ -297,11 +326,7 @@ func TestPooledRenew(t *testing.T) {
 	c.written.Store(100)
 	c.arm()
 
-	renew(httptrace.GotConnInfo{Conn: c, Reused: false})
-	if c.written.Load() != 100 || !c.armed.Load() || dc.read.IsZero() {
-		t.Fatal("renew changed a new connection")
-	}
-	renew(httptrace.GotConnInfo{Conn: c, Reused: true})
+	newKeptConn(c, "a:80").renew()
 	if n := c.written.Load(); n != 0 {
 		t.Errorf("written %d after renew, want 0", n)
 	}
@@ -329,4 +354,118 @@ type deadlineConn struct {
 func (c *deadlineConn) SetReadDeadline(t time.Time) error {
 	c.read = t
 	return c.Conn.SetReadDeadline(t)
+}
+
+// A response whose head says close ends its connection's use, even when
+// the backend leaves the socket open.
+func TestPooledNotKeptAfterConnectionClose(t *testing.T) {
+	a := startKeep(t, func(c net.Conn, k kept) bool {
+		if k.seq == 1 {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+		} else {
+			io.WriteString(c, ok200)
+		}
+		return true // and read on, should the proxy send more
+	})
+	url := pooledProxy(t, a.url())
+	get(t, url+"/first")
+	get(t, url+"/second")
+	a.next(t, wait)
+	if k := a.next(t, wait); k.conn != 2 {
+		t.Errorf("second request on conn %d #%d, want a new connection after Connection: close", k.conn, k.seq)
+	}
+}
+
+// A backend that answers before it has the whole request body leaves a
+// connection with part of a body still to go: it carries nothing else.
+func TestPooledNotKeptWithBodyUnsent(t *testing.T) {
+	conns := make(chan int, 8)
+	ln := serveConns(t, func(c net.Conn, n int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			conns <- n
+			// Answer at once, then take in the body as it comes.
+			io.WriteString(c, ok200)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	url := pooledProxy(t, "http://"+ln.Addr().String())
+
+	pr, pw := io.Pipe()
+	req := httptestRequest(t, http.MethodPost, url+"/up", pr)
+	req.ContentLength = 10
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, _ := do(t, req)
+		done <- res
+	}()
+	pw.Write([]byte("01234")) // half the body, then the client waits
+	var res *http.Response
+	select {
+	case res = <-done:
+	case <-time.After(wait):
+		t.Fatal("no early answer")
+	}
+	pw.Write([]byte("56789"))
+	pw.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("early answer: %d", res.StatusCode)
+	}
+	get(t, url+"/next")
+	if first, second := <-conns, <-conns; second == first {
+		t.Errorf("the next request went on conn %d, whose body had not all gone out when its answer ended", second)
+	}
+}
+
+// The same rule in the exchange alone, where no handler's end cuts the
+// first request's body short: the next request must not be written into
+// the middle of a body still going out.
+func TestPooledExchangeWaitsForTheBody(t *testing.T) {
+	conns := make(chan int, 8)
+	ln := serveConns(t, func(c net.Conn, n int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			conns <- n
+			io.WriteString(c, ok200)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	x := &exchange{dial: dialer(time.Second, time.Minute), expectContinue: time.Second, idle: newIdleConns(4, time.Minute)}
+	defer x.CloseIdleConnections()
+	url := "http://" + ln.Addr().String() + "/up"
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("01234")) // half of the body; the rest never comes
+	req, _ := http.NewRequest(http.MethodPost, url, pr)
+	req.ContentLength = 10
+	res, err := x.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+
+	// A POST is not sent again: written into the first body, it would fail.
+	res, err = x.RoundTrip(httptestRequest(t, http.MethodPost, url, strings.NewReader("x")))
+	if err != nil {
+		t.Fatalf("the next request failed: %v", err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if first, second := <-conns, <-conns; second == first {
+		t.Errorf("the next request went on conn %d, whose body had not all gone out when its answer ended", second)
+	}
 }

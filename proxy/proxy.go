@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,26 +55,19 @@ func New(backends []string, opts ...Option) (*ReverseProxy, error) {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	base := &http.Transport{
-		Proxy:       nil, // never an environment proxy: the backend list is the only route
-		DialContext: dialer(c.connectTimeout, c.readTimeout),
-		// One connection per request, announced with Connection: close, as
-		// the seed asks; it also means a failed connection never carries
-		// another request.
-		DisableKeepAlives: true,
-		// The transport must not add Accept-Encoding: gzip and decode the
-		// answer behind the client's back.
-		DisableCompression: true,
+	// The exchange speaks HTTP/1.1 only, never adds Accept-Encoding (so it
+	// never decodes an answer behind the client's back) and knows no
+	// environment proxy: the backend list is the only route.
+	x := &exchange{
+		dial: dialer(c.connectTimeout, c.readTimeout),
 		// How long to hold a body sent with Expect: 100-continue while the
 		// backend neither refuses nor invites it (RFC 9110 §10.1.1).
-		ExpectContinueTimeout: time.Second,
-		// An empty map (not nil) turns HTTP/2 off: backends speak HTTP/1.1.
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+		expectContinue: time.Second,
 	}
-	var rt http.RoundTripper = &exchange{dial: base.DialContext, expectContinue: base.ExpectContinueTimeout}
 	if c.pooled {
-		rt = newPooledTransport(base)
+		x.idle = newIdleConns(PooledIdlePerBackend, PooledIdleTimeout)
 	}
+	var rt http.RoundTripper = x
 	if c.wrap != nil {
 		rt = c.wrap(rt)
 	}
@@ -440,7 +432,7 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 
 // bodyArrived reports whether the first read of res's body will return at
 // once: some of a body of known length is already in memory, where the
-// transport can tell (the seed mode's exchange can). Bytes of a chunked
+// RoundTripper can tell (the exchange can). Bytes of a chunked
 // body may be no more than a chunk-size line, after which the read waits.
 func bodyArrived(res *http.Response) bool {
 	b, ok := res.Body.(interface{ Buffered() int })

@@ -166,8 +166,11 @@ var pins = []pin{
 		"target/unchanged", "target/absolute-form", "target/host-not-routed",
 		"scenario/prefix/fall-through",
 	}},
-	// Pooled upstream connections are an RFC 9110 proxy's right: seed only.
+	// Pooled upstream connections are an RFC 9110 proxy's right: the
+	// rfc9110 run must find nothing, which also holds the pooled mode to
+	// every other spec.
 	{"keep-alive-upstream", seed, []string{"upstream/connection-close", "upstream/one-request-per-connection"}},
+	{"keep-alive-upstream", rfc, nil},
 
 	// Response rules.
 	{"no-response-stripping", seed, []string{
