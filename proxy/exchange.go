@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -120,7 +121,11 @@ func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *h
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err), false
 		}
-		return nil, err, reused && !answered && !hasBody(req) && (!k.sent() || replayable(req))
+		// A timeout is a backend that is slow, not one that closed the
+		// connection: sending again would only wait again.
+		var ne net.Error
+		timeout := errors.As(err, &ne) && ne.Timeout()
+		return nil, err, reused && !answered && !timeout && !hasBody(req) && (!k.sent() || replayable(req))
 	}
 
 	if hasBody(req) {
@@ -396,10 +401,15 @@ func (b *exchangeBody) Read(p []byte) (int, error) {
 // request went out whole, nothing more arrived and the client has not gone
 // (stop reports that the context's close did not run).
 func (b *exchangeBody) release() {
-	if b.pool != nil && b.ended && b.k.br.Buffered() == 0 && b.w.finished() && b.stop() {
+	if b.pool == nil || !b.ended {
+		return
+	}
+	pool := b.pool
+	b.pool = nil // decided once: Close must not wait for the writer again
+	if b.k.br.Buffered() == 0 && b.w.finished() && b.stop() {
 		b.released = true
 		b.ReadCloser.Close() // at its end: reads nothing more
-		b.pool.put(b.k)
+		pool.put(b.k)
 	}
 }
 

@@ -53,10 +53,14 @@ func (p *idleConns) get(addr string) *keptConn {
 		list[len(list)-1] = nil
 		p.byAddr[addr] = list[:len(list)-1]
 		p.mu.Unlock()
-		// A timer that already fired is closing the connection.
-		if k.timer.Stop() && alive(k.Conn) {
+		// A timer that already fired is closing the connection. renew
+		// comes first: the last body read left a read deadline, which
+		// fails the raw read in alive once it has passed.
+		if k.timer.Stop() {
 			k.renew()
-			return k
+			if alive(k.Conn) {
+				return k
+			}
 		}
 		k.Close()
 	}

@@ -469,3 +469,70 @@ func TestPooledExchangeWaitsForTheBody(t *testing.T) {
 		t.Errorf("the next request went on conn %d, whose body had not all gone out when its answer ended", second)
 	}
 }
+
+// A kept connection idle for longer than the read timeout is still good:
+// the deadline its last read left must not make the check before reuse
+// call it closed.
+func TestPooledIdleLongerThanReadTimeout(t *testing.T) {
+	const read = 200 * time.Millisecond
+	a := startKeep(t, func(c net.Conn, _ kept) bool {
+		io.WriteString(c, ok200)
+		return true
+	})
+	p := newProxy(t, []string{a.url()}, WithPooledUpstream(), WithReadTimeout(read))
+	t.Cleanup(p.CloseIdleConnections)
+	url := serve(t, p)
+	get(t, url+"/first")
+	a.next(t, wait)
+	time.Sleep(2 * read) // the case under test: idle past the read timeout
+	get(t, url+"/second")
+	if k := a.next(t, wait); k.conn != 1 || k.seq != 2 {
+		t.Errorf("second request on conn %d #%d, want the kept connection (conn 1 #2)", k.conn, k.seq)
+	}
+}
+
+// A backend that stops answering on a kept connection is slow, not gone: the
+// GET is not sent again on a new connection to it, which would only double
+// the wait.
+func TestPooledTimeoutOnReusedNotResent(t *testing.T) {
+	const read = 300 * time.Millisecond
+	release := make(chan struct{})
+	a := startKeep(t, func(c net.Conn, k kept) bool {
+		if k.conn == 1 && k.seq == 1 {
+			io.WriteString(c, ok200)
+			return true
+		}
+		<-release
+		return false
+	})
+	defer close(release) // before the backend's cleanup waits for it
+	p := newProxy(t, []string{a.url()}, WithPooledUpstream(), WithReadTimeout(read))
+	t.Cleanup(p.CloseIdleConnections)
+	url := serve(t, p)
+	get(t, url+"/first")
+	a.next(t, wait)
+	if res, _ := get(t, url+"/second"); res.StatusCode != http.StatusBadGateway {
+		t.Errorf("GET to a backend hanging on a kept connection: %d, want 502", res.StatusCode)
+	}
+	a.next(t, wait)
+	a.none(t)
+}
+
+// Once the response has ended with the request's writer not finished, the
+// connection is given up for good: Close does not wait for the writer a
+// second time, which would hold back the end of the answer.
+func TestPooledReleaseDecidesOnce(t *testing.T) {
+	k, s := tcpPair(t, "a:80")
+	b := &exchangeBody{
+		ReadCloser: io.NopCloser(strings.NewReader("")), k: k, stop: func() bool { return true },
+		pool: newIdleConns(1, time.Minute), w: &requestWriter{done: make(chan struct{})}, // never done
+	}
+	io.Copy(io.Discard, b) // the end: waits maxWriteWait, keeps nothing
+	if b.released || b.pool != nil {
+		t.Fatalf("released %v, pool kept %v: want the connection given up, the decision kept", b.released, b.pool != nil)
+	}
+	b.Close()
+	if !closedByPeer(t, s, 5*time.Second) {
+		t.Error("the connection was not closed")
+	}
+}

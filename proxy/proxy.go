@@ -170,6 +170,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).EnableFullDuplex()
 	hdr := outboundHeader(r)
 	body := newRequestBody(r)
+	defer body.settle(w)
 	for i := range n {
 		b := p.backends[(first+i)%n]
 		o.attempts++
@@ -177,7 +178,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 		a, res, err := p.attempt(w, r, b, hdr, body, i == 0)
 		if err == nil {
 			o.backend = b.addr
-			p.respond(w, r, a, res, &o)
+			p.respond(w, r, a, res, body, &o)
 			return
 		}
 		p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream attempt failed",
@@ -197,6 +198,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			// malformed chunk, or the client stalled or left): no backend
 			// is to blame and none would do better. The fault is the
 			// client's, so the answer is 400, not 502.
+			body.closeIfUnread(w)
 			plainText(w, http.StatusBadRequest, "400 Bad Request")
 			o.status = http.StatusBadRequest
 			return
@@ -208,6 +210,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	body.closeIfUnread(w)
 	badGateway(w)
 	o.status = http.StatusBadGateway
 }
@@ -358,12 +361,13 @@ func closeAfterChunked(w http.ResponseWriter, r *http.Request) {
 
 // respond forwards the backend's response and records it in o. When the
 // backend fails after the headers went out, it aborts the client connection.
-func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attempt, res *http.Response, o *outcome) {
+func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attempt, res *http.Response, body *requestBody, o *outcome) {
 	defer a.cancel()
 	defer res.Body.Close()
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// Upgrade was stripped, so the backend switched protocols unasked;
 		// there is nothing the proxy could relay.
+		body.closeIfUnread(w)
 		badGateway(w)
 		o.status = http.StatusBadGateway
 		return
@@ -388,6 +392,7 @@ func (p *ReverseProxy) respond(w http.ResponseWriter, r *http.Request, a *attemp
 	if len(trailers) > 0 {
 		h["Trailer"] = []string{strings.Join(trailers, ", ")}
 	}
+	body.closeIfUnread(w)
 	w.WriteHeader(res.StatusCode)
 	o.status = res.StatusCode
 	// Send the head now rather than with the first body bytes: a client of

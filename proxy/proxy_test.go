@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -758,3 +762,66 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
 }
+
+// A backend that answers before it has read the request body leaves the
+// rest of the body unread, and an attempt's writer perhaps still reading
+// it. The answer says close and the connection ends after it: left to the
+// server, the rest would be read by two readers at once, and net/http
+// panics. The client sends the rest of its body after the answer, then a
+// next request, as a client that ignores the close would.
+func TestEarlyAnswerClosesTheConnection(t *testing.T) {
+	ln := serveConns(t, func(c net.Conn, _ int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	var logs strings.Builder
+	var mu sync.Mutex
+	front := httptest.NewUnstartedServer(newProxy(t, []string{"http://" + ln.Addr().String()}))
+	front.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), "", 0)
+	front.Start()
+	t.Cleanup(front.Close)
+
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || string(body) != "early" || !res.Close {
+		t.Errorf("early answer: %d %q close=%v, want the 200 with Connection: close", res.StatusCode, body, res.Close)
+	}
+	io.WriteString(c, "56789GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The server logs a panic before it closes the connection.
+	if n, err := io.Copy(io.Discard, br); n > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("after the answer: %d more bytes, %v; want the connection closed", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Errorf("the server logged:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // bodyGapTimeout bounds each wait for the next bytes of a client's request
@@ -102,6 +104,14 @@ func (b *gapBody) Close() error { return nil }
 // response (net/http would send an empty 200 the backend never gave) and
 // makes the server close the connection once the response is out.
 func (b *gapBody) settle(w http.ResponseWriter, replied bool) {
+	if replied && httpguts.HeaderValuesContainsToken(w.Header()["Connection"], "close") {
+		// The answer ends the connection (the proxy closes one whose body
+		// it left unread): nothing to keep it for.
+		b.mu.Lock()
+		b.settled = true
+		b.mu.Unlock()
+		return
+	}
 	err := b.drain()
 	b.mu.Lock()
 	b.settled = true
