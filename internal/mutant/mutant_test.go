@@ -28,7 +28,7 @@ func TestPlainGet(t *testing.T) {
 	}
 	p, _ := strconv.Atoi(port)
 	topo := conformance.Topology{
-		Backends:       []conformance.Endpoint{{Name: "a", URL: backend.URL, Host: host, Port: p}},
+		Backends: []conformance.Endpoint{{Name: "a", URL: backend.URL, Host: host, Port: p}},
 		// Four seconds, so that the quarter-timeout mutants still give a
 		// healthy backend a second.
 		ConnectTimeout: 4 * time.Second,
