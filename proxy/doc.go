@@ -136,6 +136,14 @@
 // the client after each read, so memory does not grow with body size (the
 // tests push 256 MiB each way and budget the allocations).
 //
+// A backend may answer before the client's body has all arrived (RFC 9112
+// §9.3). The answer is relayed as it comes; if the body has not been read
+// to its end by the time the answer's head goes out, the head says
+// Connection: close and the client connection ends after it (RFC 9112
+// §9.6), rather than the rest of the body being read to keep it: Go's
+// server reading that rest while an attempt's writer may still be reading
+// it too panics.
+//
 // # Upstream: net/http's framing, not its Transport
 //
 // The exchange with a backend (exchange.go) is written and read on the
