@@ -71,9 +71,9 @@ func (c *upstreamConn) arm() {
 // long before a probe would (15 s idle by default), and on a connection
 // that carries one request their four setsockopt calls are a measurable
 // share of the connection's cost.
-func dialer(connect, read time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialer(connect, read time.Duration) func(ctx context.Context, network, addr string) (*upstreamConn, error) {
 	d := &net.Dialer{Timeout: connect, KeepAlive: -1}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (*upstreamConn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err

@@ -39,7 +39,7 @@ import (
 // final response or expectContinue, RFC 9110 §10.1.1), Transport's checks
 // of the header fields it sends and its bound on a response head.
 type exchange struct {
-	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	dial           func(ctx context.Context, network, addr string) (*upstreamConn, error)
 	expectContinue time.Duration
 	// idle keeps connections between requests (WithPooledUpstream); nil in
 	// the seed mode, where every request has a connection of its own.
@@ -69,14 +69,14 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	keep := e.idle != nil
-	if keep && req.Close {
-		kept := *req // a RoundTripper must not change the request
-		kept.Close = false
-		req = &kept
-	}
 	if keep {
+		if req.Close {
+			kept := *req // a RoundTripper must not change the request
+			kept.Close = false
+			req = &kept
+		}
 		if k := e.idle.get(req.URL.Host); k != nil {
-			res, err, again := e.send(req, k, true, true)
+			res, again, err := e.send(req, k, true, true)
 			if !again {
 				return res, err
 			}
@@ -88,11 +88,7 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc, ok := c.(*upstreamConn)
-	if !ok {
-		uc = &upstreamConn{Conn: c, head: newConnectionWatch()}
-	}
-	res, err, _ := e.send(req, newKeptConn(uc, req.URL.Host), false, keep)
+	res, _, err := e.send(req, newKeptConn(c, req.URL.Host), false, keep)
 	return res, err
 }
 
@@ -101,7 +97,7 @@ func (e *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 // no byte of a response came, and either no byte of the request went out
 // or the request is a bodiless GET, HEAD, OPTIONS or TRACE (RFC 9112
 // §9.3.1, pool.go).
-func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *http.Response, _ error, again bool) {
+func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *http.Response, again bool, _ error) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	if trace == nil {
@@ -114,18 +110,18 @@ func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *h
 	stop := context.AfterFunc(ctx, func() { k.Close() })
 	w := &requestWriter{conn: k.upstreamConn, bw: k.bw, req: req, aborted: make(chan struct{}), done: make(chan struct{})}
 	answered := false
-	fail := func(err error) (*http.Response, error, bool) {
+	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		k.Close()
 		w.abort()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err), false
+			return nil, false, fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
 		// A timeout is a backend that is slow, not one that closed the
 		// connection: sending again would only wait again.
 		var ne net.Error
 		timeout := errors.As(err, &ne) && ne.Timeout()
-		return nil, err, reused && !answered && !timeout && !hasBody(req) && (!k.sent() || replayable(req))
+		return nil, reused && !answered && !timeout && !hasBody(req) && (!k.sent() || replayable(req)), err
 	}
 
 	if hasBody(req) {
@@ -174,7 +170,7 @@ func (e *exchange) send(req *http.Request, k *keptConn, reused, keep bool) (_ *h
 			b.pool, b.w = e.idle, w
 		}
 		res.Body = b
-		return res, nil, false
+		return res, false, nil
 	}
 }
 

@@ -151,6 +151,30 @@ func readRequest(c net.Conn) (seen, bool) {
 	return seen{head: head.String(), req: req, body: body, err: err}, true
 }
 
+// earlyBackend starts a raw keep-alive backend that writes answer as soon as
+// a request's head has arrived, before its body, then reads the body as it
+// comes. It returns the backend's URL, and the connection (from 1, in
+// accept order) each request arrived on.
+func earlyBackend(t *testing.T, answer string) (string, <-chan int) {
+	t.Helper()
+	conns := make(chan int, 64)
+	ln := serveConns(t, func(c net.Conn, n int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			conns <- n
+			io.WriteString(c, answer)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	return "http://" + ln.Addr().String(), conns
+}
+
 // deadAddr returns a loopback address nothing listens on.
 func deadAddr(t *testing.T) string {
 	t.Helper()

@@ -379,23 +379,8 @@ func TestPooledNotKeptAfterConnectionClose(t *testing.T) {
 // A backend that answers before it has the whole request body leaves a
 // connection with part of a body still to go: it carries nothing else.
 func TestPooledNotKeptWithBodyUnsent(t *testing.T) {
-	conns := make(chan int, 8)
-	ln := serveConns(t, func(c net.Conn, n int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			conns <- n
-			// Answer at once, then take in the body as it comes.
-			io.WriteString(c, ok200)
-			if _, err := io.Copy(io.Discard, req.Body); err != nil {
-				return
-			}
-		}
-	})
-	url := pooledProxy(t, "http://"+ln.Addr().String())
+	back, conns := earlyBackend(t, ok200)
+	url := pooledProxy(t, back)
 
 	pr, pw := io.Pipe()
 	req := httptestRequest(t, http.MethodPost, url+"/up", pr)
@@ -427,24 +412,10 @@ func TestPooledNotKeptWithBodyUnsent(t *testing.T) {
 // first request's body short: the next request must not be written into
 // the middle of a body still going out.
 func TestPooledExchangeWaitsForTheBody(t *testing.T) {
-	conns := make(chan int, 8)
-	ln := serveConns(t, func(c net.Conn, n int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			conns <- n
-			io.WriteString(c, ok200)
-			if _, err := io.Copy(io.Discard, req.Body); err != nil {
-				return
-			}
-		}
-	})
+	back, conns := earlyBackend(t, ok200)
 	x := &exchange{dial: dialer(time.Second, time.Minute), expectContinue: time.Second, idle: newIdleConns(4, time.Minute)}
 	defer x.CloseIdleConnections()
-	url := "http://" + ln.Addr().String() + "/up"
+	url := back + "/up"
 
 	pr, pw := io.Pipe()
 	defer pw.Close()

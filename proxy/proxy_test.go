@@ -770,22 +770,10 @@ func firstLine(s string) string {
 // panics. The client sends the rest of its body after the answer, then a
 // next request, as a client that ignores the close would.
 func TestEarlyAnswerClosesTheConnection(t *testing.T) {
-	ln := serveConns(t, func(c net.Conn, _ int) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
-			if _, err := io.Copy(io.Discard, req.Body); err != nil {
-				return
-			}
-		}
-	})
+	back, _ := earlyBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
 	var logs strings.Builder
 	var mu sync.Mutex
-	front := httptest.NewUnstartedServer(newProxy(t, []string{"http://" + ln.Addr().String()}))
+	front := httptest.NewUnstartedServer(newProxy(t, []string{back}))
 	front.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()

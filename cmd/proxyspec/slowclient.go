@@ -104,15 +104,13 @@ func (b *gapBody) Close() error { return nil }
 // response (net/http would send an empty 200 the backend never gave) and
 // makes the server close the connection once the response is out.
 func (b *gapBody) settle(w http.ResponseWriter, replied bool) {
-	if replied && httpguts.HeaderValuesContainsToken(w.Header()["Connection"], "close") {
-		// The answer ends the connection (the proxy closes one whose body
-		// it left unread): nothing to keep it for.
-		b.mu.Lock()
-		b.settled = true
-		b.mu.Unlock()
-		return
+	// An answer that ends the connection (the proxy closes one whose body
+	// it left unread) leaves nothing to keep it for.
+	closing := replied && httpguts.HeaderValuesContainsToken(w.Header()["Connection"], "close")
+	var err error
+	if !closing {
+		err = b.drain()
 	}
-	err := b.drain()
 	b.mu.Lock()
 	b.settled = true
 	b.mu.Unlock()
